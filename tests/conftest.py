@@ -1,0 +1,157 @@
+"""Shared fixtures: a fresh catalog, and real third-party plugin packages installed with pip."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import zoo_core
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def catalog():
+    """A freshly loaded catalog of the installed plugins (reset again afterwards)."""
+    zoo_core.reset_catalog()
+    yield zoo_core.get_catalog()
+    zoo_core.reset_catalog()
+
+
+# Each test plugin is a real distribution `zoo-<x>` with module `zoo_<x>` and a `zoo.plugins` entry point.
+TEST_PLUGINS = {
+    "tiny": '''
+        """A well-behaved third-party plugin: one model, one data set, one augmentation, one command."""
+        from zoo_core import hookimpl
+
+        @hookimpl
+        def register_models(registry):
+            registry.register("tinynet", "zoo_tiny.net:tinynet", summary="A tiny MLP from a third party",
+                              family="tiny", input_size=(1, 8, 8), num_classes=3, default_dataset="digits",
+                              params=195)
+
+        @hookimpl
+        def register_commands(cli):
+            import click
+
+            @cli.command("tiny-hello")
+            def hello():
+                """Say hello from the tiny plugin."""
+                click.echo("hello from tiny")
+    ''',
+    "brokenimport": """
+        raise ImportError("zoo_brokenimport needs a library that is not installed")
+    """,
+    "raiser": """
+        from zoo_core import hookimpl
+
+        @hookimpl
+        def register_models(registry):
+            registry.register("halfnet", "zoo_raiser:nothing", summary="registered before the hook fails")
+            raise RuntimeError("raiser's hook exploded")
+    """,
+    "clash": """
+        from zoo_core import hookimpl
+
+        @hookimpl
+        def register_models(registry):
+            registry.register("tinynet", "zoo_clash:impostor", summary="tries to take tinynet")
+            registry.register("clashnet", "zoo_clash:impostor", summary="a fine name of its own")
+
+        def impostor(**kwargs):
+            raise AssertionError("the impostor must never be built")
+    """,
+}
+TINY_NET = '''
+import torch.nn as nn
+
+
+def tinynet(*, num_classes: int, in_chans: int = 1, **kwargs) -> nn.Module:
+    """A tiny MLP from a third party."""
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes) if kwargs.get("lazy") else
+                         nn.Linear(in_chans * 8 * 8, num_classes))
+'''
+
+
+def _write_package(base: Path, name: str, source: str) -> Path:
+    pkg = base / f"zoo-{name}"
+    module = pkg / f"zoo_{name}"
+    module.mkdir(parents=True)
+    (module / "__init__.py").write_text(textwrap.dedent(source))
+    if name == "tiny":
+        (module / "net.py").write_text(TINY_NET)
+    (pkg / "pyproject.toml").write_text(
+        textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools>=61"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "zoo-{name}"
+        version = "1.2.3"
+
+        [project.entry-points."zoo.plugins"]
+        {name} = "zoo_{name}"
+
+        [tool.setuptools]
+        packages = ["zoo_{name}"]
+        """)
+    )
+    return pkg
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory) -> Path:
+    """A directory holding the test plugins, installed there by pip (put it on PYTHONPATH to use them)."""
+    base = tmp_path_factory.mktemp("plugin-src")
+    target = tmp_path_factory.mktemp("plugin-site")
+    packages = [str(_write_package(base, name, source)) for name, source in TEST_PLUGINS.items()]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            *packages,
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
+
+
+def _run_zoo(
+    *args: str, site: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """Run the real `zoo` command line in a fresh interpreter, optionally with test plugins installed."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_")}
+    if site is not None:
+        full_env["PYTHONPATH"] = os.pathsep.join([str(site), full_env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-c", "from zoo_core.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture
+def run_zoo():
+    """``run_zoo(*args, site=None, env=None)``: the real command line in a subprocess."""
+    return _run_zoo

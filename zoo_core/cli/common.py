@@ -1,0 +1,60 @@
+"""Shared pieces of the command line: registry-name parameters, device choice and output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from zoo_core.errors import BadInputError, ZooError
+
+
+class RegistryName(click.ParamType):
+    """A name from one registry: validated (with a close-match suggestion) and completed in the shell."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = f"{kind} name"
+
+    def _registry(self) -> Any:
+        from zoo_core.catalog import get_catalog
+
+        return get_catalog().registry(self.kind)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return self._registry().get(value).name
+        except ZooError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        registry = self._registry()
+        pattern = incomplete.lower() + "*"
+        return [CompletionItem(name, help=registry.get(name).summary) for name in registry.names(pattern)]
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → cuda when available else cpu; ``cuda`` without CUDA is a bad-input error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInputError("--device cuda was asked for, but CUDA is not available on this machine")
+    return device
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def warn(message: str) -> None:
+    click.echo(f"zoo: warning: {message}", err=True)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()
