@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+
+from zoo_core.errors import BadInputError
 
 
 @dataclass
@@ -21,7 +24,8 @@ class InMemoryDataset:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 N×C×H×W, got {self.images.dtype} {tuple(self.images.shape)}")
+            shape = tuple(self.images.shape)
+            raise ValueError(f"images must be uint8 N×C×H×W, got {self.images.dtype} {shape}")
         if self.labels.dtype != torch.int64 or self.labels.shape != self.images.shape[:1]:
             raise ValueError(
                 f"labels must be int64 of shape ({len(self.images)},), "
@@ -41,3 +45,10 @@ class InMemoryDataset:
     def input_size(self) -> tuple[int, int, int]:
         c, h, w = self.images.shape[1:]
         return (c, h, w)
+
+
+def check_split(split: str, splits: Sequence[str], dataset: str) -> str:
+    """``split`` if it is one of ``splits``, else BadInputError listing the valid ones."""
+    if split not in splits:
+        raise BadInputError(f"Unknown split {split!r} for {dataset}: valid splits are {', '.join(splits)}")
+    return split

@@ -10,11 +10,21 @@ from torch import nn
 from zoo_plugins.models.layers import ConvBNAct, DepthwiseSeparable, cifar_stem, classifier_head
 
 # (output channels, stride) of the 13 depthwise-separable layers of v1 (table 1)
-V1_LAYERS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+V1_LAYERS = (
+    [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+)
 
 # (expansion t, output channels c, repeats n, stride s) of v2's bottleneck stages (table 2); the second
 # stage's stride is 1 instead of 2 for 32×32 input
-V2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+V2_STAGES = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 1),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+]
 
 
 class MobileNetV1(nn.Module):

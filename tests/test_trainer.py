@@ -1,0 +1,156 @@
+"""The Trainer through `zoo train`, on the embedded digits data set: run directory contents, exact resume
+after Ctrl-C and after kill -9, divergence, and the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+import zoo_core
+from zoo_core.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["--batch-size", "64", "--no-tensorboard", "--log-every", "5"]
+
+
+def zoo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo_core", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model.safetensors"))
+
+
+def test_train_writes_a_complete_run_directory(tmp_path, catalog):
+    from click.testing import CliRunner
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "digits", "lenet", "--epochs", "2", "--out", str(run),
+                                      "--batch-size", "64"])
+    assert result.exit_code == 0, result.output
+    assert "Done: lenet on digits, 2 epochs" in result.output
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    for m in lines:
+        assert {"epoch", "train_loss", "val_loss", "val_acc", "val_acc5", "lr", "img_per_s", "time_s"} <= set(m)
+        assert 0 <= m["val_acc"] <= m["val_acc5"] <= 1 and m["img_per_s"] > 0
+    assert lines[1]["time_s"] > lines[0]["time_s"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["dataset"] == "digits" and config["model"] == "lenet" and config["epochs"] == 2
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "schedule", "scaler", "rng_cpu"}
+    with safe_open(str(run / "best.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["model"] == "lenet" and meta["dataset"] == "digits"
+    assert json.loads(meta["classes"]) == [str(i) for i in range(10)]
+    assert list(run.glob("events.out.tfevents.*"))
+    from zoo_core.checkpoint import load_model
+
+    model, card = load_model(run / "best.safetensors")
+    assert card.classes == [str(i) for i in range(10)] and card.input_size == (1, 32, 32)
+
+
+# Trains through the Python API with a callback that signals this very process at an exact step.
+INTERRUPTED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from zoo_core.errors import ZooError
+from zoo_core.trainer import Trainer
+from zoo_core.train_config import TrainConfig
+
+class SignalAt:
+    def on_step_end(self, trainer):
+        if trainer.step == int(sys.argv[3]):
+            os.kill(os.getpid(), getattr(signal, sys.argv[2]))
+
+cfg = TrainConfig(dataset="digits", model="lenet", epochs=3, batch_size=64, tensorboard=False, log_every=5)
+try:
+    Trainer(cfg, Path(sys.argv[1]), callbacks=[SignalAt()]).fit()
+except ZooError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(exc.exit_code)
+"""
+
+
+def straight_run(tmp_path: Path) -> Path:
+    run = tmp_path / "straight"
+    code, _, err = finish(zoo("train", "digits", "lenet", "--epochs", "3", "--out", str(run), *FAST))
+    assert code == 0, err
+    return run
+
+
+def interrupted_run(run: Path, signal_name: str, step: int) -> tuple[int, str]:
+    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_RUN, str(run), signal_name, str(step)],
+                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return proc.returncode, proc.stderr
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def test_resume_after_ctrl_c_mid_epoch_matches_an_uninterrupted_run(tmp_path):
+    straight, cut = straight_run(tmp_path), tmp_path / "cut"
+    code, err = interrupted_run(cut, "SIGINT", 30)  # 23 batches an epoch: in the middle of the second
+    assert code == 130, err
+    assert f"Resume with: zoo train --resume {cut}" in err
+    state = torch.load(cut / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["batch_in_epoch"] == 7
+    code, _, err = finish(zoo("train", "--resume", str(cut)))
+    assert code == 0, err
+    assert_same_weights(straight, cut)
+    assert [json.loads(x)["epoch"] for x in (cut / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_matches_an_uninterrupted_run(tmp_path):
+    straight, killed = straight_run(tmp_path), tmp_path / "killed"
+    code, _ = interrupted_run(killed, "SIGKILL", 40)
+    assert code == -signal.SIGKILL
+    assert len((killed / "metrics.jsonl").read_text().splitlines()) == 1
+    code, _, err = finish(zoo("train", "--resume", str(killed)))
+    assert code == 0, err
+    assert_same_weights(straight, killed)
+
+
+def test_cuda_without_cuda_is_one_line(run_zoo):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_zoo("train", "digits", "lenet", "--device", "cuda")
+    assert result.returncode == 2
+    assert result.stderr == "Error: --device cuda was asked for, but CUDA is not available on this machine\n"
+
+
+def test_unknown_model_suggests(run_zoo):
+    result = run_zoo("train", "digits", "lenett")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Did you mean 'lenet'?" in result.stderr
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, run_zoo):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"precious")
+    result = run_zoo("train", "digits", "lenet", "--out", str(run))
+    assert result.returncode == 2 and "--resume" in result.stderr
+    assert (run / "last.pt").read_bytes() == b"precious"

@@ -1,0 +1,122 @@
+"""``zoo eval``: top-1/top-5, per-class accuracy and the confusion matrix of a checkpoint on a data set."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from zoo_core.cli.common import RegistryName, echo_json, resolve_device
+from zoo_core.errors import BadInputError
+
+
+@click.command("eval")
+@click.argument("checkpoint", metavar="RUN_OR_CHECKPOINT", type=click.Path(path_type=Path))
+@click.argument("dataset", required=False, type=RegistryName("dataset"))
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the data set's files are (default: $ZOO_DATA, else ~/.cache/zoo).",
+)
+@click.option("--split", default="test", show_default=True, help="Which split of the data set to evaluate.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of text.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Where to save the confusion-matrix PNG (default: next to the checkpoint).",
+)
+def eval_command(
+    checkpoint: Path,
+    dataset: str | None,
+    data_dir: Path | None,
+    split: str,
+    batch_size: int,
+    device: str,
+    as_json: bool,
+    out: Path | None,
+) -> None:
+    """Evaluate RUN_OR_CHECKPOINT (a run directory or a .safetensors file) on DATASET.
+
+    DATASET defaults to the one the model was trained on; its classes must be the checkpoint's. Prints
+    loss, top-1 and top-5 accuracy, the accuracy of each class and the confusion matrix, and saves the
+    matrix as a PNG heat map.
+
+    \b
+    Examples:
+      zoo eval runs/20250101-120000-mnist-lenet
+      zoo eval runs/20250101-120000-cifar10-resnet18/best.safetensors --data-dir DATA --json
+    """
+    from zoo_core import create_dataset
+    from zoo_core.checkpoint import load_model, resolve_checkpoint
+    from zoo_core.confusion import format_confusion, save_confusion_png
+    from zoo_core.data.loader import make_loader
+    from zoo_core.evaluate import evaluate
+
+    device = resolve_device(device)
+    weights = resolve_checkpoint(checkpoint)
+    model, card = load_model(weights, device=device)
+    dataset = dataset or card.dataset
+    data = create_dataset(dataset, root=data_dir, split=split)
+    if list(data.classes) != card.classes:
+        raise BadInputError(
+            f"{dataset} ({split}) has classes {_summary(list(data.classes))} but {weights} was trained on "
+            f"{_summary(card.classes)}; evaluate on a data set with the same classes"
+        )
+    data_size = getattr(data, "input_size", None)
+    if data_size is not None and data_size[0] != card.input_size[0]:
+        raise BadInputError(
+            f"{dataset} has {data_size[0]}-channel images but {weights} takes {card.input_size[0]} channels"
+        )
+    started = time.perf_counter()
+    result = evaluate(
+        model,
+        make_loader(data, batch_size=batch_size, device=device, train=False, mean=card.mean, std=card.std),
+        num_classes=card.num_classes,
+        device_type=device.split(":")[0],
+    )
+    seconds = time.perf_counter() - started
+    title = f"{card.model} on {dataset} {split}: top-1 {result.top1:.2%}"
+    png_path = out or weights.with_name(f"confusion-{dataset}-{split}.png")
+    png = save_confusion_png(png_path, result.confusion, card.classes, title=title)
+    if as_json:
+        echo_json(
+            {
+                "checkpoint": str(weights),
+                "model": card.model,
+                "dataset": dataset,
+                "split": split,
+                **result.to_dict(card.classes),
+                "seconds": seconds,
+                "png": str(png),
+            }
+        )
+        return
+    click.echo(f"{weights}: {card.model} trained on {card.dataset} (zoo {card.zoo_version})")
+    click.echo(f"{dataset} {split}: {result.count} images on {device} in {seconds:.1f} s")
+    click.echo(f"loss {result.loss:.4f}   top-1 {result.top1:.2%}   top-{result.k} {result.top5:.2%}")
+    click.echo()
+    totals = result.confusion.sum(dim=1).tolist()
+    click.echo(_per_class_table(card.classes, result.per_class.tolist(), totals))
+    click.echo()
+    click.echo(format_confusion(result.confusion, card.classes))
+    click.echo()
+    click.echo(f"Confusion matrix saved to {png}")
+
+
+def _per_class_table(classes: list[str], accuracies: list[float], totals: list[int]) -> str:
+    width = max(5, *(len(name) for name in classes))
+    lines = [f"{'class':<{width}}  {'accuracy':>8}  {'images':>6}"]
+    for name, accuracy, total in zip(classes, accuracies, totals, strict=True):
+        shown = "-" if total == 0 else f"{accuracy:.2%}"
+        lines.append(f"{name:<{width}}  {shown:>8}  {total:>6}")
+    return "\n".join(lines)
+
+
+def _summary(classes: list[str]) -> str:
+    shown = ", ".join(classes[:4]) + (", …" if len(classes) > 4 else "")
+    return f"({len(classes)}: {shown})"

@@ -1,0 +1,146 @@
+"""``zoo train DATASET MODEL``: the command line of the Trainer."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from zoo_core.cli.common import RegistryName
+from zoo_core.errors import BadInputError
+from zoo_core.train_config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+
+
+def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
+    """``("depth=3", "name=x")`` → ``{"depth": 3, "name": "x"}`` (values read as JSON when they parse)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInputError(f"{option} expects KEY=VALUE, not {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def find_run(resume: str, dataset: str | None, model: str | None) -> Path:
+    """``--resume DIR`` → DIR; ``--resume auto`` → the newest run under ./runs (of DATASET/MODEL if given)."""
+    if resume != "auto":
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").is_file():
+            raise BadInputError(f"--resume {resume}: no run there (config.json not found)")
+        return run_dir
+    candidates = []
+    for config_file in Path("runs").glob("*/config.json"):
+        saved = json.loads(config_file.read_text())
+        if dataset in (None, saved.get("dataset")) and model in (None, saved.get("model")):
+            candidates.append(config_file.parent)
+    if not candidates:
+        raise BadInputError("--resume auto: no run to resume under ./runs" + (f" for {dataset} {model}" if model else ""))
+    return max(candidates, key=lambda p: p.name)
+
+
+def check_dataset_option(dataset: str, option: str, key: str) -> None:
+    from zoo_core.catalog import get_catalog
+
+    parameters = inspect.signature(get_catalog().datasets.get(dataset).load()).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    if key not in parameters and not takes_any:
+        raise BadInputError(f"Dataset {dataset!r} does not take {option}")
+
+
+@click.command("train")
+@click.argument("dataset", type=RegistryName("dataset"), required=False)
+@click.argument("model", type=RegistryName("model"), required=False)
+@click.option("--aug", "augs", multiple=True, metavar="SPEC",
+              help="Batch augmentation, repeatable, applied in order: NAME[:key=value,...]; "
+                   "'mixup|cutmix' picks one per batch. See zoo list augmentations / zoo info NAME.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the data set's recipe).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size, split over ranks.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (peak, for onecycle).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer.")
+@click.option("--momentum", type=click.FloatRange(0, 1), help="Momentum (sgd, rmsprop).")
+@click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (sgd).")
+@click.option("--schedule", type=click.Choice(SCHEDULES), help="Learning-rate schedule, stepped per batch.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Label smoothing.")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay (not on biases and norms).")
+@click.option("--crop-padding", type=click.IntRange(min=0), help="Random-crop padding in pixels (0: off).")
+@click.option("--flip/--no-flip", default=None, help="Random horizontal flips.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+              help="auto: bf16 on a GPU that has it, else fp16 with a GradScaler; fp32 on the CPU.")
+@click.option("--channels-last", is_flag=True, help="Use the channels_last memory format.")
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of data order, augmentation, init.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data root (default: $ZOO_DATA or ~/.cache/zoo).")
+@click.option("--download", is_flag=True, help="Download the data set first if it has an official source.")
+@click.option("--image-size", type=click.IntRange(min=8), help="Resize images (imagefolder).")
+@click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Extra model keyword.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<time>-<data>-<model>).")
+@click.option("--resume", metavar="DIR|auto", help="Continue a run from its last.pt (its saved settings).")
+@click.option("--tensorboard/--no-tensorboard", default=True, show_default=True, help="Write TensorBoard logs.")
+@click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Steps between progress updates (the only waits for the device inside an epoch).")
+def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...], **opts: Any) -> None:
+    """Train MODEL on DATASET, evaluating on the test split after every epoch.
+
+    Unset options come from the data set's recipe (zoo info DATASET). The run directory gets config.json,
+    metrics.jsonl, TensorBoard logs, last.pt (to resume), model.safetensors and best.safetensors.
+    Ctrl-C saves a resumable state. Under torchrun the run is distributed (DDP).
+
+    \b
+    Examples:
+      zoo train digits lenet
+      zoo train mnist lenet --data-dir ~/data
+      zoo train cifar10 resnet18 --aug cutmix:alpha=1.0 --epochs 30
+      zoo train cifar10 resnet18 --aug 'mixup|cutmix' --device cuda --channels-last --compile
+      zoo train --resume runs/20260101-120000-cifar10-resnet18
+    """
+    from zoo_core.trainer import Trainer
+
+    if opts["resume"]:
+        run_dir = find_run(opts["resume"], dataset, model)
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        if (dataset and dataset != cfg.dataset) or (model and model != cfg.model):
+            raise BadInputError(f"{run_dir} trains {cfg.model} on {cfg.dataset}, not {model} on {dataset}")
+        cfg.device = opts["device"] if opts["device"] != "auto" else cfg.device
+        cfg.data_dir = opts["data_dir"] or cfg.data_dir
+    else:
+        if not dataset or not model:
+            raise click.UsageError("DATASET and MODEL are required (or --resume DIR|auto)")
+        dataset_kwargs = {}
+        for option, key in (("--image-size", "image_size"), ("--download", "download")):
+            if opts[key]:
+                check_dataset_option(dataset, option, key)
+                dataset_kwargs[key] = opts[key]
+        cfg = TrainConfig(
+            dataset=dataset, model=model, augs=list(augs), epochs=opts["epochs"], batch_size=opts["batch_size"],
+            lr=opts["lr"], optimizer=opts["optimizer"], momentum=opts["momentum"], nesterov=opts["nesterov"],
+            weight_decay=opts["weight_decay"], label_smoothing=opts["label_smoothing"], schedule=opts["schedule"],
+            crop_padding=opts["crop_padding"], flip=opts["flip"], device=opts["device"],
+            precision=opts["precision"], channels_last=opts["channels_last"], compile=opts["compile_"],
+            seed=opts["seed"], data_dir=opts["data_dir"], dataset_kwargs=dataset_kwargs,
+            model_kwargs=parse_key_values(opts["model_args"], "--model-arg"), tensorboard=opts["tensorboard"],
+            log_every=opts["log_every"],
+        )
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(opts["out"] or f"runs/{stamp}-{dataset}-{model.replace('/', '_')}")
+        if (run_dir / "last.pt").exists():
+            raise BadInputError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out")
+    trainer = Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty())
+    if trainer.epoch >= trainer.cfg.epochs:
+        click.echo(f"{trainer.run_dir} has already finished its {trainer.cfg.epochs} epochs.", err=True)
+        return
+    metrics = trainer.fit()
+    if trainer.dist.is_main:
+        click.echo(
+            f"Done: {cfg.model} on {cfg.dataset}, {metrics['epoch']} epochs, val_acc {metrics['val_acc']:.2%} "
+            f"(best {trainer.best_acc:.2%}) in {metrics['time_s']:.1f}s. Weights: {trainer.run_dir}/best.safetensors"
+        )

@@ -1,0 +1,353 @@
+"""Batches on the training device: shuffled by a seeded generator, sharded by rank, augmented and
+normalized a whole batch at a time.
+
+In-memory data sets (uint8 N×C×H×W) move to the device once (``DeviceLoader``); larger ones stream through
+DataLoader workers with pinned memory and then take the same on-device steps (``StreamLoader``).
+
+Randomness is a pure function of the seed, so a resumed run replays the same batches:
+- the sample order of epoch ``e`` is ``randperm(N)`` from a generator seeded with ``mix(seed, e)``;
+- crop offsets and flips of batch ``b`` of epoch ``e`` on rank ``r`` come from a generator seeded with
+  ``mix(seed, e, r, b)``, so ``iter_from(b)`` yields exactly what an uninterrupted epoch yields from ``b`` on.
+Sharding: the permutation is cut to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else
+padding it by wrapping around, as DistributedSampler does) and rank ``r`` takes every ``world_size``-th
+index from ``r``; every rank gets the same number of samples and batches.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import math
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+
+from zoo_core.data.ops import affine_for, random_crop, random_flip
+from zoo_core.data.stats import channel_stats
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def mix(*parts: int) -> int:
+    """A 63-bit seed from integers, the same on every platform and run (unlike ``hash``)."""
+    data = b"".join(int(p).to_bytes(8, "little", signed=True) for p in parts)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") >> 1
+
+
+def shard_order(
+    n: int,
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool,
+    drop_last: bool,
+    rank: int,
+    world_size: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """This rank's sample indices for one epoch, on the generator's device (see the module docstring)."""
+    device = generator.device
+    if shuffle:
+        generator.manual_seed(mix(seed, epoch))
+        order = torch.randperm(n, generator=generator, device=device)
+    else:
+        order = torch.arange(n, device=device)
+    total = shard_size(n, drop_last, world_size) * world_size
+    if total > n:  # pad by wrapping around (repeatedly, for a tiny data set on many ranks)
+        order = order.repeat(math.ceil(total / n))
+    return order[rank:total:world_size]
+
+
+def shard_size(n: int, drop_last: bool, world_size: int) -> int:
+    """Samples per rank: the floor (drop the tail) or the ceiling (pad) of ``n / world_size``."""
+    return n // world_size if drop_last else math.ceil(n / world_size)
+
+
+class BatchTransform:
+    """uint8 batch → (train only) random crop with padding, random flip → normalized float32, optionally
+    channels_last; all on the batch's device, one kernel sequence per batch."""
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        device: torch.device,
+        *,
+        train: bool,
+        crop_padding: int = 0,
+        flip: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        self.scale, self.shift = affine_for(mean, std, device)
+        self.crop_padding = crop_padding if train else 0
+        self.flip = flip and train
+        self.channels_last = channels_last
+
+    @property
+    def random(self) -> bool:
+        return self.crop_padding > 0 or self.flip
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.crop_padding:
+            x = random_crop(x, self.crop_padding, generator)
+        if self.flip:
+            x = random_flip(x, generator)
+        if self.channels_last:  # on the uint8 batch: a quarter of the bytes, and the float result inherits it
+            x = x.contiguous(memory_format=torch.channels_last)
+        return torch.addcmul(self.shift, x.to(torch.float32), self.scale)
+
+
+class _EpochLoader(abc.ABC):
+    """What both loaders share: options, the epoch, sharding arithmetic and per-batch generators."""
+
+    def __init__(
+        self,
+        n: int,
+        *,
+        batch_size: int,
+        device: torch.device | str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        shuffle: bool | None,
+        crop_padding: int,
+        flip: bool,
+        channels_last: bool,
+        drop_last: bool | None,
+        seed: int,
+        rank: int,
+        world_size: int,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, not {batch_size}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
+        if n == 0:
+            raise ValueError("the data set is empty")
+        self.n = n
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.train = train
+        self.shuffle = train if shuffle is None else shuffle
+        self.drop_last = train if drop_last is None else drop_last
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+        self.transform = BatchTransform(
+            mean,
+            std,
+            self.device,
+            train=train,
+            crop_padding=crop_padding,
+            flip=flip,
+            channels_last=channels_last,
+        )
+        self.num_samples = shard_size(n, self.drop_last, world_size)
+        if self.drop_last:
+            self._batches = self.num_samples // batch_size
+        else:
+            self._batches = math.ceil(self.num_samples / batch_size)
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        return self._batches
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentations the next iteration replays."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    @abc.abstractmethod
+    def iter_from(self, batch_index: int) -> Iterator[Batch]:
+        """The batches of the current epoch from ``batch_index`` on, exactly as a full epoch yields them."""
+
+    def _order(self, generator: torch.Generator) -> torch.Tensor:
+        return shard_order(
+            self.n,
+            seed=self.seed,
+            epoch=self.epoch,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+            rank=self.rank,
+            world_size=self.world_size,
+            generator=generator,
+        )
+
+    def _augment(self, x: torch.Tensor, batch_index: int, generator: torch.Generator) -> torch.Tensor:
+        if self.transform.random:
+            generator.manual_seed(mix(self.seed, self.epoch, self.rank, batch_index))
+        return self.transform(x, generator)
+
+
+class DeviceLoader(_EpochLoader):
+    """Batches of an in-memory uint8 data set that lives on ``device`` for the whole run.
+
+    Yields ``(x, y)``: float32 normalized N×C×H×W (channels_last when asked) and int64 labels, on ``device``,
+    with random crop (``crop_padding``) and flip applied per image when ``train``. No host synchronisation.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        batch_size: int,
+        device: torch.device | str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        shuffle: bool | None = None,
+        crop_padding: int = 0,
+        flip: bool = False,
+        channels_last: bool = False,
+        drop_last: bool | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
+        if labels.shape != images.shape[:1]:
+            raise ValueError(f"{len(images)} images but labels of shape {tuple(labels.shape)}")
+        super().__init__(
+            len(images),
+            batch_size=batch_size,
+            device=device,
+            mean=mean,
+            std=std,
+            train=train,
+            shuffle=shuffle,
+            crop_padding=crop_padding,
+            flip=flip,
+            channels_last=channels_last,
+            drop_last=drop_last,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device, torch.int64)
+        self._generator = torch.Generator(device=self.device)
+
+    def iter_from(self, batch_index: int) -> Iterator[Batch]:
+        """The batches of the current epoch from ``batch_index`` on, exactly as a full epoch yields them."""
+        order = self._order(self._generator)
+        for b in range(batch_index, len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            x = self.images.index_select(0, idx)
+            yield self._augment(x, b, self._generator), self.labels.index_select(0, idx)
+
+
+class _ShardSampler(torch.utils.data.Sampler[int]):
+    """The indices of one rank for the loader's current epoch, from its current start position."""
+
+    def __init__(self, loader: StreamLoader) -> None:
+        self.loader = loader
+        self.start = 0
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.loader._order(torch.Generator())
+        return iter(order[self.start :].tolist())
+
+    def __len__(self) -> int:
+        return self.loader.num_samples - self.start
+
+
+class StreamLoader(_EpochLoader):
+    """Batches of a ``torch.utils.data.Dataset`` of (uint8 C×H×W tensor, int label) too large for memory:
+    DataLoader workers decode and stack uint8 batches into pinned memory; crop, flip and normalization then
+    run on ``device`` as in ``DeviceLoader``. Order, sharding and resumption follow the same rules."""
+
+    def __init__(
+        self,
+        dataset: torch.utils.data.Dataset,
+        *,
+        batch_size: int,
+        device: torch.device | str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        shuffle: bool | None = None,
+        crop_padding: int = 0,
+        flip: bool = False,
+        channels_last: bool = False,
+        drop_last: bool | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int | None = None,
+    ) -> None:
+        super().__init__(
+            len(dataset),
+            batch_size=batch_size,
+            device=device,
+            mean=mean,
+            std=std,
+            train=train,
+            shuffle=shuffle,
+            crop_padding=crop_padding,
+            flip=flip,
+            channels_last=channels_last,
+            drop_last=drop_last,
+            seed=seed,
+            rank=rank,
+            world_size=world_size,
+        )
+        self.dataset = dataset
+        self._sampler = _ShardSampler(self)
+        workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
+        self._loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=self._sampler,
+            drop_last=self.drop_last,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=workers > 0,
+        )
+        self._generator = torch.Generator(device=self.device)
+
+    def iter_from(self, batch_index: int) -> Iterator[Batch]:
+        """The batches of the current epoch from ``batch_index`` on; skipped batches are never decoded."""
+        self._sampler.start = batch_index * self.batch_size
+        for b, (x, y) in enumerate(self._loader, start=batch_index):
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, torch.int64, non_blocking=True)
+            yield self._augment(x, b, self._generator), y
+
+
+def make_loader(
+    dataset: Any,
+    *,
+    batch_size: int,
+    device: torch.device | str,
+    train: bool,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    num_workers: int | None = None,
+    **options: Any,
+) -> DeviceLoader | StreamLoader:
+    """A ``DeviceLoader`` for an in-memory data set (``images``/``labels`` tensors), else a ``StreamLoader``.
+
+    ``mean``/``std`` default to the data set's own, else they are computed from its images (all of them in
+    memory; up to 2,000 evenly spaced samples of a streamed one). ``options`` are the loaders' keywords
+    (``shuffle``, ``crop_padding``, ``flip``, ``channels_last``, ``drop_last``, ``seed``, ``rank``,
+    ``world_size``).
+    """
+    mean = mean if mean is not None else getattr(dataset, "mean", None)
+    std = std if std is not None else getattr(dataset, "std", None)
+    in_memory = isinstance(getattr(dataset, "images", None), torch.Tensor)
+    if mean is None or std is None:
+        if in_memory:
+            mean, std = channel_stats(dataset.images)
+        else:
+            step = max(1, len(dataset) // 2000)
+            sample = torch.stack([dataset[i][0] for i in range(0, len(dataset), step)])
+            mean, std = channel_stats(sample)
+    common = dict(batch_size=batch_size, device=device, mean=mean, std=std, train=train, **options)
+    if in_memory:
+        return DeviceLoader(dataset.images, dataset.labels, **common)
+    return StreamLoader(dataset, num_workers=num_workers, **common)

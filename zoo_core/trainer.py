@@ -1,0 +1,331 @@
+"""The Trainer: train one model on one data set, evaluate every epoch, keep checkpoints, resume exactly.
+
+Read it top to bottom: ``setup`` builds data, model, optimizer and schedule; ``fit`` runs the epochs;
+``train_epoch`` is the step loop. The data sit on the device as uint8 and are augmented a batch at a time;
+inside an epoch the host waits on the device only at logging points.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo_core import checkpoint, distributed
+from zoo_core.catalog import get_catalog
+from zoo_core.errors import BadInputError, ZooError
+from zoo_core.train_config import TrainConfig
+from zoo_core.training_log import TrainingLog
+
+
+class TrainingDiverged(ZooError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(ZooError):
+    """Ctrl-C: the state was saved and the run can be resumed."""
+
+    exit_code = 130
+
+
+def pick_precision(precision: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a GradScaler is needed) for ``--precision`` on ``device``."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None, False
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"fp32": (None, False), "bf16": (torch.bfloat16, False), "fp16": (torch.float16, True)}[precision]
+
+
+def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    """The augmentation seed of one batch: a pure function of its place, so a resumed run replays it."""
+    return ((seed * 1_000_003 + epoch) * 1_000_003 + batch) * 1_009 + rank & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # no weight decay on norm layers and biases: it only fights their scale, a common, well-tested choice
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov and cfg.momentum))
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
+    """Stepped once per optimizer step."""
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if cfg.schedule == "step":  # ÷10 at half and at three quarters of the run
+        milestones = [total_steps // 2, total_steps * 3 // 4]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+class Trainer:
+    """Train ``cfg.model`` on ``cfg.dataset`` into ``run_dir``; ``resume=True`` continues from its last.pt.
+
+    ``callbacks`` are plain objects with any of ``on_step_end(trainer)`` and ``on_epoch_end(trainer, metrics)``.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        interactive: bool = False,
+        callbacks: Sequence[object] = (),
+    ):
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.interactive = interactive
+        self.callbacks = list(callbacks)
+        self._stop_requested = False
+        self.setup(cfg)
+
+    # -- set-up ---------------------------------------------------------------------------------------
+
+    def setup(self, cfg: TrainConfig) -> None:
+        from zoo_core.augment import build_augmentations
+        from zoo_core.cli.common import resolve_device
+        from zoo_core.data.loader import make_loader
+
+        catalog = get_catalog()
+        dataset_entry = catalog.datasets.get(cfg.dataset)
+        model_entry = catalog.models.get(cfg.model)
+        self.cfg = cfg = cfg.with_recipe(dataset_entry.meta.get("recipe"))
+        device_type = resolve_device(cfg.device)
+        self.dist = distributed.init_distributed(torch.device(device_type).type)
+        self.device = distributed.device_for(device_type, self.dist)
+        self.run_dir = Path(distributed.broadcast_object(str(self.run_dir)))  # rank 0's timestamped name
+        if cfg.batch_size % self.dist.world_size:
+            raise BadInputError(f"--batch-size {cfg.batch_size} must divide evenly over {self.dist.world_size} ranks")
+        torch.manual_seed(cfg.seed)
+
+        kwargs = {"root": Path(cfg.data_dir) if cfg.data_dir else None, **cfg.dataset_kwargs}
+        train_set = catalog.datasets.build(dataset_entry.name, split="train", **kwargs)
+        test_set = catalog.datasets.build(dataset_entry.name, split="test", **kwargs)
+        self.classes = list(train_set.classes)
+        if list(test_set.classes) != self.classes:
+            raise ZooError(f"{cfg.dataset}: the train and test splits have different classes")
+        mean = getattr(train_set, "mean", None) or dataset_entry.meta.get("mean")
+        std = getattr(train_set, "std", None) or dataset_entry.meta.get("std")
+        common = dict(device=self.device, channels_last=cfg.channels_last, rank=self.dist.rank,
+                      world_size=self.dist.world_size)
+        # make_loader computes mean/std from the training images where the data set declares none
+        self.train_loader = make_loader(
+            train_set, batch_size=cfg.batch_size // self.dist.world_size, train=True, mean=mean, std=std,
+            crop_padding=cfg.crop_padding, flip=cfg.flip, seed=cfg.seed, **common,
+        )
+        self.mean, self.std = self.train_loader.mean, self.train_loader.std
+        self.test_loader = make_loader(
+            test_set, batch_size=max(cfg.batch_size, 256), train=False, mean=self.mean, std=self.std, **common
+        )
+        self.input_size = tuple(int(s) for s in (getattr(train_set, "input_size", None) or train_set[0][0].shape))
+        if len(self.train_loader) == 0:
+            raise BadInputError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_set)})")
+
+        self.model_kwargs = {"num_classes": len(self.classes), "in_chans": self.input_size[0], **cfg.model_kwargs}
+        model = model_entry.build(**self.model_kwargs).to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model  # the plain module: checkpoints, optimizer and evaluation use it
+        self.optimizer = make_optimizer(model, cfg)
+        self.total_steps = cfg.epochs * len(self.train_loader)
+        self.schedule = make_schedule(self.optimizer, cfg, self.total_steps)
+        self.autocast_dtype, use_scaler = pick_precision(cfg.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
+        # compile first, then wrap for DDP (the order torch recommends)
+        forward = torch.compile(model) if cfg.compile else model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            forward = nn.parallel.DistributedDataParallel(forward, device_ids=ids)
+        self.forward: Callable[[torch.Tensor], torch.Tensor] = forward
+        self.augment = build_augmentations(cfg.augs, num_classes=len(self.classes)) if cfg.augs else None
+        self.aug_generator = torch.Generator(device=self.device)
+
+        self.epoch, self.step, self.batch_in_epoch, self.best_acc, self.elapsed = 0, 0, 0, -1.0, 0.0
+        self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}  # of an epoch cut short by Ctrl-C
+        if self.resume and (self.run_dir / checkpoint.TRAINING_STATE).exists():
+            self.load_state(checkpoint.load_state(self.run_dir / checkpoint.TRAINING_STATE))
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch_in_epoch": self.batch_in_epoch,
+            "partial": dict(self.partial),
+            "best_acc": self.best_acc,
+            "elapsed": self.elapsed + time.perf_counter() - self.started,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else torch.empty(0),
+            "config": json.dumps(self.cfg.to_dict()),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.batch_in_epoch = int(state["batch_in_epoch"])
+        self.partial = dict(state["partial"])
+        self.best_acc, self.elapsed = float(state["best_acc"]), float(state["elapsed"])
+        torch.set_rng_state(state["rng_cpu"])
+        if self.device.type == "cuda" and state["rng_cuda"].numel():
+            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+
+    def save(self, val_acc: float | None = None) -> None:
+        """last.pt (everything to resume), model.safetensors (latest weights), best.safetensors."""
+        if not self.dist.is_main:
+            return
+        checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, self.state())
+        card = dict(model_name=self.cfg.model, model_kwargs=self.model_kwargs, dataset=self.cfg.dataset,
+                    classes=self.classes, mean=self.mean, std=self.std, input_size=self.input_size)
+        checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.model, **card)
+        if val_acc is not None and val_acc > self.best_acc:
+            self.best_acc = val_acc
+            checkpoint.save_weights(self.run_dir / checkpoint.BEST_WEIGHTS, self.model, **card)
+
+    # -- training -------------------------------------------------------------------------------------
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # y: int64 labels, or soft targets (N, classes) from a mixing augmentation
+        return F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            loss = self.loss(self.forward(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.schedule.step()
+        return loss.detach()
+
+    def train_epoch(self, log: TrainingLog) -> tuple[float, float, float]:
+        """One epoch from ``self.batch_in_epoch``: (mean train loss, images per second, seconds)."""
+        self.model.train()
+        self.train_loader.set_epoch(self.epoch)
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        seen = 0
+        start = time.perf_counter()
+        bar = log.progress(total=len(self.train_loader), initial=self.batch_in_epoch, epoch=self.epoch)
+        for x, y in self.train_loader.iter_from(self.batch_in_epoch):
+            if self.augment is not None:
+                self.aug_generator.manual_seed(batch_seed(self.cfg.seed, self.epoch, self.batch_in_epoch, self.dist.rank))
+                x, y = self.augment(x, y, generator=self.aug_generator)
+            if self.step == 0 and self.dist.is_main:
+                log.image_batch(x, self.mean, self.std)
+            loss = self.train_step(x, y)
+            loss_sum += loss * x.shape[0]
+            seen += x.shape[0]
+            self.step += 1
+            self.batch_in_epoch += 1
+            bar.update(1)
+            self._call("on_step_end")
+            if self.step % self.cfg.log_every == 0:  # a logging point: the one place we wait for the device
+                value = loss.item()
+                self.check_finite(value)
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
+            if self._stop_requested:
+                self.partial = {"loss_sum": self.partial["loss_sum"] + float(loss_sum), "seen": self.partial["seen"] + seen,
+                                "train_time": self.partial["train_time"] + time.perf_counter() - start}
+                bar.close()
+                self.save()
+                raise TrainingInterrupted(
+                    f"Interrupted in epoch {self.epoch + 1}; state saved. Resume with: zoo train --resume {self.run_dir}"
+                )
+        bar.close()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - start + self.partial["train_time"]
+        totals = torch.tensor([float(loss_sum) + self.partial["loss_sum"], seen + self.partial["seen"]],
+                              dtype=torch.float64, device=self.device)
+        distributed.all_reduce_sum(totals)
+        mean_loss = float(totals[0] / totals[1])
+        self.check_finite(mean_loss)
+        self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}
+        return mean_loss, float(totals[1]) / seconds, seconds
+
+    def check_finite(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"The training loss became {value} in epoch {self.epoch + 1} (step {self.step}); stopped. "
+                f"The last good checkpoint in {self.run_dir} is intact; try a lower --lr or --precision fp32"
+            )
+
+    def evaluate(self) -> Any:
+        from zoo_core.evaluate import evaluate
+
+        self.test_loader.set_epoch(0)
+        return evaluate(self.model, self.test_loader.iter_from(0), num_classes=len(self.classes),
+                        autocast_dtype=self.autocast_dtype, device_type=self.device.type,
+                        reduce=distributed.all_reduce_sum)
+
+    def fit(self) -> dict[str, Any]:
+        """Run the remaining epochs; returns the last epoch's metrics."""
+        self.started = time.perf_counter()
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.cfg.save(self.run_dir / "config.json")
+        log = TrainingLog(self.run_dir, self.cfg, enabled=self.dist.is_main, interactive=self.interactive)
+        previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        metrics: dict[str, Any] = {}
+        try:
+            while self.epoch < self.cfg.epochs:
+                train_loss, img_per_s, _ = self.train_epoch(log)
+                result = self.evaluate()
+                metrics = {
+                    "epoch": self.epoch + 1,
+                    "step": self.step,
+                    "train_loss": train_loss,
+                    "val_loss": result.loss,
+                    "val_acc": result.top1,
+                    "val_acc5": result.top5,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "img_per_s": img_per_s,
+                    "time_s": self.elapsed + time.perf_counter() - self.started,
+                }
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.save(val_acc=result.top1)
+                log.epoch_end(metrics)
+                self._call("on_epoch_end", metrics)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            log.close()
+        return metrics
+
+    def _call(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, event, None)
+            if method is not None:
+                method(self, *args)
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self._stop_requested = True

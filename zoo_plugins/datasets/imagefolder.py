@@ -1,0 +1,278 @@
+"""ImageFolder trees ``<root>/<split>/<class>/<image>``: decoded once in parallel, then cached as uint8
+tensors keyed by the tree's content (paths, sizes, modification times), so the next run starts at once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from zoo_core.data.dataset import InMemoryDataset
+from zoo_core.data.root import default_cache_dir, resolve_data_root
+from zoo_core.data.stats import channel_stats
+from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
+CACHE_VERSION = 1
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
+_CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
+
+
+def imagefolder(
+    *,
+    root: Path | None = None,
+    split: str = "train",
+    download: bool = False,
+    image_size: int | Sequence[int] | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    cache: bool = True,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> InMemoryDataset:
+    """Any <root>/<split>/<class>/<image> tree, decoded once and cached as uint8 tensors.
+
+    ``root`` is the tree itself. Classes are the sorted class folders of all splits together (so every split
+    numbers them alike); hidden folders and files are skipped. ``image_size`` (N or (H, W)) resizes every
+    image; without it all images must share one size. ``channels`` forces 1 (grey) or 3 (RGB); by default
+    grey only when every image is. Unreadable images are skipped with a warning naming them, or fatal with
+    ``strict``. mean/std are computed over the split.
+    """
+    if download:
+        raise BadInputError(
+            "imagefolder has nothing to download: point --data-dir at a <split>/<class>/<image> tree"
+        )
+    return read_image_tree(
+        resolve_data_root(root),
+        split,
+        image_size=image_size,
+        channels=channels,
+        strict=strict,
+        cache=cache,
+        cache_dir=cache_dir,
+        workers=workers,
+    )
+
+
+def read_image_tree(
+    root: Path,
+    split: str,
+    *,
+    classes: Sequence[str] | None = None,
+    image_size: int | Sequence[int] | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    cache: bool = True,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> InMemoryDataset:
+    """Read ``root/split/<class>/…`` (see ``imagefolder``); ``classes`` fixes the class list and order."""
+    size = _size_pair(image_size)
+    if channels not in (None, 1, 3):
+        raise BadInputError(f"channels must be 1 or 3, not {channels}")
+    splits = list_splits(root)
+    if split not in splits:
+        if not splits:
+            raise DataNotFoundError(
+                f"No image tree at {root}: expected folders <split>/<class>/<image> in it "
+                "(pass --data-dir pointing at the tree)"
+            )
+        raise BadInputError(f"Split {split!r} not found in {root}: valid splits are {', '.join(splits)}")
+    found = sorted({c for s in splits for c in _visible_dirs(root / s)})
+    if classes is None:
+        classes = found
+    else:
+        classes = list(classes)
+        unknown = sorted(set(found) - set(classes))
+        if unknown:
+            raise ZooError(
+                f"Unexpected class folder(s) in {root}: {', '.join(unknown)} (expected {', '.join(classes)})"
+            )
+    files = _list_files(root / split, classes)
+    if not files:
+        raise DataNotFoundError(f"No images under {root / split} (expected {root / split}/<class>/<image>)")
+
+    key = _cache_key(split, size, channels, classes, files)
+    cache_file = (cache_dir or default_cache_dir()) / f"imagefolder-{key}.pt"
+    if cache and cache_file.is_file():
+        try:
+            saved = torch.load(cache_file, weights_only=True)
+        except Exception as exc:  # a damaged cache is rebuilt, never fatal
+            warnings.warn(f"Ignoring unreadable cache {cache_file}: {exc}", stacklevel=2)
+        else:
+            _report_skipped(root / split, saved["skipped"], strict)
+            return _dataset(saved, classes)
+
+    arrays, skipped = _decode_all(root / split, files, size, channels, workers)
+    _report_skipped(root / split, skipped, strict)
+    ok = [i for i, a in enumerate(arrays) if a is not None]
+    if not ok:
+        raise ZooError(f"None of the {len(files)} images under {root / split} could be read")
+    images = _stack(root / split, [arrays[i] for i in ok], [files[i][0] for i in ok])
+    mean, std = channel_stats(images)
+    saved = {
+        "images": images,
+        "labels": torch.tensor([files[i][3] for i in ok], dtype=torch.int64),
+        "mean": list(mean),
+        "std": list(std),
+        "skipped": skipped,
+    }
+    if cache:
+        _save(saved, cache_file)
+    return _dataset(saved, classes)
+
+
+def list_splits(root: Path) -> list[str]:
+    """The split folders of a tree (non-hidden folders that hold at least one non-hidden folder)."""
+    if not root.is_dir():
+        return []
+    return [s for s in _visible_dirs(root) if _visible_dirs(root / s)]
+
+
+def _visible_dirs(folder: Path) -> list[str]:
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
+
+
+def _list_files(split_dir: Path, classes: Sequence[str]) -> list[tuple[str, int, int, int]]:
+    """(path relative to split_dir, size, mtime_ns, label) of every image, class by class, names sorted."""
+    files = []
+    for label, name in enumerate(classes):
+        class_dir = split_dir / name
+        if not class_dir.is_dir():
+            continue
+        found = []
+        for folder, dirs, names in os.walk(class_dir, followlinks=True):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for file in names:
+                if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
+                    path = os.path.join(folder, file)
+                    st = os.stat(path)
+                    found.append((os.path.relpath(path, split_dir), st.st_size, st.st_mtime_ns, label))
+        files += sorted(found)
+    return files
+
+
+def _size_pair(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    pair = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
+        raise BadInputError(f"image_size must be a positive N or (H, W), not {image_size!r}")
+    return pair
+
+
+def _cache_key(split: str, size: Any, channels: Any, classes: Sequence[str], files: list[Any]) -> str:
+    content = json.dumps([CACHE_VERSION, split, size, channels, list(classes), files])
+    return hashlib.sha256(content.encode()).hexdigest()[:32]
+
+
+def _decode_all(
+    split_dir: Path, files: list[Any], size: tuple[int, int] | None, channels: int | None, workers: int | None
+) -> tuple[list[np.ndarray | None], list[str]]:
+    """Decode every file, in worker processes when there are many: decoding a small image is mostly
+    Python-level work that holds the GIL, so threads do not help."""
+    names = [f[0] for f in files]
+    chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
+    n_workers = min(workers or os.cpu_count() or 1, len(chunks))
+    if n_workers <= 1:
+        results = [decode_chunk(str(split_dir), chunk, size, channels) for chunk in chunks]
+    else:
+        with ProcessPoolExecutor(n_workers) as pool:
+            n = len(chunks)
+            results = list(pool.map(decode_chunk, [str(split_dir)] * n, chunks, [size] * n, [channels] * n))
+    arrays = [a for chunk in results for a, _ in chunk]
+    errors = [e for chunk in results for _, e in chunk if e is not None]
+    if channels is None and any(a is not None and a.ndim == 3 for a in arrays):
+        arrays = [a if a is None or a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
+    return arrays, errors
+
+
+def decode_chunk(
+    split_dir: str, names: list[str], size: tuple[int, int] | None, channels: int | None
+) -> list[tuple[np.ndarray | None, str | None]]:
+    """(array, None) for each image that decodes, (None, "path (error)") for each that does not."""
+    out: list[tuple[np.ndarray | None, str | None]] = []
+    for name in names:
+        path = os.path.join(split_dir, name)
+        try:
+            out.append((decode_image(path, size, channels), None))
+        except Exception as exc:  # Pillow raises many types for a damaged file
+            out.append((None, f"{path} ({type(exc).__name__}: {exc})"))
+    return out
+
+
+def decode_image(
+    path: str | Path, size: tuple[int, int] | None = None, channels: int | None = None
+) -> np.ndarray:
+    """One image as uint8 H×W (grey) or H×W×3 (colour), resized to ``size`` = (H, W) when given."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
+        mode = "L" if gray else "RGB"
+        if size is not None:
+            img.draft(mode, (size[1], size[0]))  # JPEG: decode at a reduced scale when much larger
+        if img.mode != mode:
+            img = img.convert(mode)
+        if size is not None and img.size != (size[1], size[0]):
+            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return np.asarray(img)
+
+
+def _stack(split_dir: Path, arrays: list[np.ndarray], paths: list[str]) -> torch.Tensor:
+    shapes = {a.shape[:2] for a in arrays}
+    if len(shapes) > 1:
+        first = arrays[0].shape[:2]
+        other = next(i for i, a in enumerate(arrays) if a.shape[:2] != first)
+        raise BadInputError(
+            f"Images under {split_dir} have different sizes ({first[1]}×{first[0]} in {paths[0]}, "
+            f"{arrays[other].shape[1]}×{arrays[other].shape[0]} in {paths[other]}); "
+            "pass --image-size N to resize them all"
+        )
+    stacked = np.stack(arrays)
+    stacked = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(stacked))
+
+
+def _report_skipped(split_dir: Path, skipped: list[str], strict: bool) -> None:
+    if not skipped:
+        return
+    if strict:
+        raise ZooError(f"Cannot read image {skipped[0]} (without --strict, unreadable images are skipped)")
+    shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
+    warnings.warn(f"Skipped {len(skipped)} unreadable image(s) under {split_dir}: {shown}", stacklevel=3)
+
+
+def _save(saved: dict[str, Any], cache_file: Path) -> None:
+    """Write the cache atomically; a cache that cannot be written costs only the next run's time."""
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{cache_file.name}.", dir=cache_file.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(saved, f)
+            os.replace(tmp, cache_file)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        warnings.warn(f"Could not write the image cache {cache_file}: {exc}", stacklevel=3)
+
+
+def _dataset(saved: dict[str, Any], classes: Sequence[str]) -> InMemoryDataset:
+    return InMemoryDataset(
+        images=saved["images"],
+        labels=saved["labels"],
+        classes=list(classes),
+        mean=tuple(saved["mean"]),
+        std=tuple(saved["std"]),
+    )
