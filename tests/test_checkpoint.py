@@ -269,7 +269,8 @@ def test_safetensors_without_zoo_metadata_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, tmp_path / "plain.safetensors")
     with pytest.raises(BadInputError, match="not zoo weights"):
         read_card(tmp_path / "plain.safetensors")
-    save_file({"w": torch.zeros(2)}, tmp_path / "partial.safetensors", metadata={"model": "x", "dataset": "y"})
+    partial = {"model": "x", "dataset": "y"}
+    save_file({"w": torch.zeros(2)}, tmp_path / "partial.safetensors", metadata=partial)
     with pytest.raises(BadInputError, match="missing metadata: zoo_version, model_kwargs, classes"):
         read_card(tmp_path / "partial.safetensors")
 
@@ -297,14 +298,14 @@ def test_resolve_prefers_best_then_final_weights(tmp_path):
 
 def test_resolve_explains_a_training_state(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"")
-    with pytest.raises(BadInputError, match="training state .* pass its run directory or a .safetensors"):
+    with pytest.raises(BadInputError, match=r"training state .* pass its run directory or a \.safetensors"):
         resolve_checkpoint(tmp_path / "last.pt")
 
 
 def test_resolve_refuses_missing_paths_and_empty_runs(tmp_path):
     with pytest.raises(BadInputError, match="No such checkpoint"):
         resolve_checkpoint(tmp_path / "nope")
-    with pytest.raises(BadInputError, match="holds no best.safetensors or model.safetensors"):
+    with pytest.raises(BadInputError, match=r"holds no best\.safetensors or model\.safetensors"):
         resolve_checkpoint(tmp_path)
 
 

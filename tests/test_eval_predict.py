@@ -1,4 +1,4 @@
-"""evaluate(), the confusion matrix views, reading user images, and the `zoo eval` / `zoo predict` commands."""
+"""evaluate(), the confusion matrix views, reading user images, and `zoo eval` / `zoo predict`."""
 
 from __future__ import annotations
 
@@ -182,9 +182,9 @@ def test_read_images_normalizes_with_the_cards_statistics(tmp_path):
 
 def test_unreadable_or_missing_images_are_bad_input_naming_the_file(tmp_path):
     (tmp_path / "fake.png").write_text("not a picture")
-    with pytest.raises(BadInputError, match="fake.png"):
+    with pytest.raises(BadInputError, match=r"fake\.png"):
         read_image(tmp_path / "fake.png", (3, 8, 8))
-    with pytest.raises(BadInputError, match="No such image file: .*gone.png"):
+    with pytest.raises(BadInputError, match=r"No such image file: .*gone\.png"):
         read_image(tmp_path / "gone.png", (3, 8, 8))
 
 
@@ -337,3 +337,17 @@ def test_eval_on_cuda_without_cuda_is_a_one_line_error(run_dir):
     result = zoo("eval", run_dir, "--device", "cuda")
     assert result.exit_code == 2
     assert "CUDA" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_eval_asks_a_resizable_data_set_for_the_models_input_shape(run_dir, catalog):
+    asked = {}
+
+    def resizable(*, root=None, split="test", image_size=None, channels=None):
+        """A data set that, like imagefolder, can resize and convert its images."""
+        asked.update(image_size=image_size, channels=channels)
+        return tiny_images()
+
+    catalog.datasets.register("tiny-resizable", resizable)
+    result = zoo("eval", run_dir, "tiny-resizable", "--json")
+    assert result.exit_code == 0, result.output
+    assert asked == {"image_size": (8, 8), "channels": 1}

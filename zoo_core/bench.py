@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError
+from zoo_core.plugins import one_line
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODES = ("infer", "train")
@@ -128,11 +129,6 @@ def _time_steps(
     return statistics.median(times)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def benchmark_model(
     name: str,
     *,
@@ -196,17 +192,16 @@ def benchmark_model(
                 if batch_size == 1:
                     raise
             # retried outside the except block, so the failed step's tensors are released first
-            batch_size //= 2
+            row["batch_size"] = batch_size = batch_size // 2
             model.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
-        row["batch_size"] = batch_size
         row["step_ms"] = seconds * 1e3
         row["img_per_s"] = batch_size / seconds
     except Exception as exc:
-        row["error"] = _one_line(exc)
+        row["error"] = one_line(exc)
     finally:
         del model
-        if torch.device(device).type == "cuda" and torch.cuda.is_available():
+        if str(device).startswith("cuda") and torch.cuda.is_available():
             torch.cuda.empty_cache()
     return row
 

@@ -32,13 +32,13 @@ def format_confusion(confusion: Tensor, classes: Sequence[str], *, most_confused
                 break
             lines.append(f"  {classes[true]} -> {classes[pred]}: {off[true, pred]}")
         return "\n".join(lines if len(lines) > 1 else [*lines, "  (none)"])
-    names = [_shorten(c, 16) for c in classes]
-    label_w = max(len(name) for name in names) + len(str(n - 1)) + 1
+    # "3 cat" for named classes; just "3" where the name is the index itself (digits)
+    labels = [str(i) if name == str(i) else f"{i} {_shorten(name, 16)}" for i, name in enumerate(classes)]
+    label_w = max(len(label) for label in labels)
     cell_w = max(len(str(counts.max())), len(str(n - 1))) + 1
     header = " " * label_w + " " + "".join(f"{j:>{cell_w}}" for j in range(n))
     lines = ["Confusion matrix (rows: true class, columns: predicted class index)", header]
-    for i, name in enumerate(names):
-        label = f"{i} {name}"
+    for i, label in enumerate(labels):
         lines.append(f"{label:<{label_w}} " + "".join(f"{c:>{cell_w}}" for c in counts[i]))
     return "\n".join(lines)
 
@@ -46,7 +46,7 @@ def format_confusion(confusion: Tensor, classes: Sequence[str], *, most_confused
 def save_confusion_png(
     path: str | os.PathLike, confusion: Tensor, classes: Sequence[str], *, title: str = "Confusion matrix"
 ) -> Path:
-    """Draw the matrix as a heat map, each row scaled to its class total, counts written in small matrices."""
+    """Draw the matrix as a heat map shaded by each cell's share of its row; counts shown up to 20 classes."""
     counts = confusion.cpu().numpy().astype(np.int64)
     n = len(classes)
     cell = 48 if n <= 12 else 36 if n <= MAX_TEXT_CLASSES else max(2, 1000 // n)
@@ -67,7 +67,8 @@ def save_confusion_png(
 
     totals = counts.sum(axis=1, keepdims=True)
     fractions = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
-    heat = _blues(fractions).repeat(cell, axis=0).repeat(cell, axis=1)
+    shade = np.sqrt(fractions)  # lifts the few-percent mix-ups, the cells worth looking at, off white
+    heat = _blues(shade).repeat(cell, axis=0).repeat(cell, axis=1)
     image.paste(Image.fromarray(heat, "RGB"), (left, top))
 
     draw.text((pad, pad), title, fill=_INK, font=title_font)
@@ -88,7 +89,7 @@ def save_confusion_png(
         count_font = _font(max(9, min(14, cell // 3)))
         for i in range(n):
             for j in range(n):
-                ink = "white" if fractions[i, j] > 0.5 else _INK
+                ink = "white" if shade[i, j] > 0.6 else _INK
                 center = (left + j * cell + cell // 2, top + i * cell + cell // 2)
                 draw.text(center, str(counts[i, j]), fill=ink, font=count_font, anchor="mm")
         for edge in range(n + 1):  # thin grid lines keep the cells apart where colours are close

@@ -63,7 +63,9 @@ class TrainConfig:
         """A copy with every unset value taken from ``recipe`` (then from zoo's fallback), validated."""
         merged = {**FALLBACK_RECIPE, **(recipe or {})}
         values = {
-            f.name: merged[f.name] if getattr(self, f.name) is None and f.name in merged else getattr(self, f.name)
+            f.name: merged[f.name]
+            if getattr(self, f.name) is None and f.name in merged
+            else getattr(self, f.name)
             for f in dataclasses.fields(self)
         }
         config = TrainConfig(**values)
@@ -73,7 +75,10 @@ class TrainConfig:
     def validate(self) -> None:
         checks = [
             (self.epochs is not None and self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
-            (self.batch_size is not None and self.batch_size >= 1, f"--batch-size must be ≥ 1, not {self.batch_size}"),
+            (
+                self.batch_size is not None and self.batch_size >= 1,
+                f"--batch-size must be ≥ 1, not {self.batch_size}",
+            ),
             (self.lr is not None and self.lr > 0, f"--lr must be positive, not {self.lr}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),

@@ -57,7 +57,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov and cfg.momentum))
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov and cfg.momentum)
+        )
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     if cfg.optimizer == "adam":
@@ -68,7 +70,9 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
     """Stepped once per optimizer step."""
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25
+        )
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if cfg.schedule == "step":  # ÷10 at half and at three quarters of the run
@@ -115,7 +119,9 @@ class Trainer:
         self.device = distributed.device_for(device_type, self.dist)
         self.run_dir = Path(distributed.broadcast_object(str(self.run_dir)))  # rank 0's timestamped name
         if cfg.batch_size % self.dist.world_size:
-            raise BadInputError(f"--batch-size {cfg.batch_size} must divide evenly over {self.dist.world_size} ranks")
+            raise BadInputError(
+                f"--batch-size {cfg.batch_size} must divide evenly over {self.dist.world_size} ranks"
+            )
         torch.manual_seed(cfg.seed)
 
         kwargs = {"root": Path(cfg.data_dir) if cfg.data_dir else None, **cfg.dataset_kwargs}
@@ -126,22 +132,41 @@ class Trainer:
             raise ZooError(f"{cfg.dataset}: the train and test splits have different classes")
         mean = getattr(train_set, "mean", None) or dataset_entry.meta.get("mean")
         std = getattr(train_set, "std", None) or dataset_entry.meta.get("std")
-        common = dict(device=self.device, channels_last=cfg.channels_last, rank=self.dist.rank,
-                      world_size=self.dist.world_size)
+        common = dict(
+            device=self.device,
+            channels_last=cfg.channels_last,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
         # make_loader computes mean/std from the training images where the data set declares none
         self.train_loader = make_loader(
-            train_set, batch_size=cfg.batch_size // self.dist.world_size, train=True, mean=mean, std=std,
-            crop_padding=cfg.crop_padding, flip=cfg.flip, seed=cfg.seed, **common,
+            train_set,
+            batch_size=cfg.batch_size // self.dist.world_size,
+            train=True,
+            mean=mean,
+            std=std,
+            crop_padding=cfg.crop_padding,
+            flip=cfg.flip,
+            seed=cfg.seed,
+            **common,
         )
         self.mean, self.std = self.train_loader.mean, self.train_loader.std
         self.test_loader = make_loader(
             test_set, batch_size=max(cfg.batch_size, 256), train=False, mean=self.mean, std=self.std, **common
         )
-        self.input_size = tuple(int(s) for s in (getattr(train_set, "input_size", None) or train_set[0][0].shape))
+        self.input_size = tuple(
+            int(s) for s in (getattr(train_set, "input_size", None) or train_set[0][0].shape)
+        )
         if len(self.train_loader) == 0:
-            raise BadInputError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_set)})")
+            raise BadInputError(
+                f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_set)})"
+            )
 
-        self.model_kwargs = {"num_classes": len(self.classes), "in_chans": self.input_size[0], **cfg.model_kwargs}
+        self.model_kwargs = {
+            "num_classes": len(self.classes),
+            "in_chans": self.input_size[0],
+            **cfg.model_kwargs,
+        }
         model = model_entry.build(**self.model_kwargs).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -180,7 +205,9 @@ class Trainer:
             "best_acc": self.best_acc,
             "elapsed": self.elapsed + time.perf_counter() - self.started,
             "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else torch.empty(0),
+            "rng_cuda": torch.cuda.get_rng_state(self.device)
+            if self.device.type == "cuda"
+            else torch.empty(0),
             "config": json.dumps(self.cfg.to_dict()),
         }
 
@@ -202,8 +229,15 @@ class Trainer:
         if not self.dist.is_main:
             return
         checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, self.state())
-        card = dict(model_name=self.cfg.model, model_kwargs=self.model_kwargs, dataset=self.cfg.dataset,
-                    classes=self.classes, mean=self.mean, std=self.std, input_size=self.input_size)
+        card = dict(
+            model_name=self.cfg.model,
+            model_kwargs=self.model_kwargs,
+            dataset=self.cfg.dataset,
+            classes=self.classes,
+            mean=self.mean,
+            std=self.std,
+            input_size=self.input_size,
+        )
         checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.model, **card)
         if val_acc is not None and val_acc > self.best_acc:
             self.best_acc = val_acc
@@ -216,7 +250,9 @@ class Trainer:
         return F.cross_entropy(logits.float(), y, label_smoothing=self.cfg.label_smoothing)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+        ):
             loss = self.loss(self.forward(x), y)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -235,7 +271,9 @@ class Trainer:
         bar = log.progress(total=len(self.train_loader), initial=self.batch_in_epoch, epoch=self.epoch)
         for x, y in self.train_loader.iter_from(self.batch_in_epoch):
             if self.augment is not None:
-                self.aug_generator.manual_seed(batch_seed(self.cfg.seed, self.epoch, self.batch_in_epoch, self.dist.rank))
+                self.aug_generator.manual_seed(
+                    batch_seed(self.cfg.seed, self.epoch, self.batch_in_epoch, self.dist.rank)
+                )
                 x, y = self.augment(x, y, generator=self.aug_generator)
             if self.step == 0 and self.dist.is_main:
                 log.image_batch(x, self.mean, self.std)
@@ -251,8 +289,11 @@ class Trainer:
                 self.check_finite(value)
                 bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
             if self._stop_requested:
-                self.partial = {"loss_sum": self.partial["loss_sum"] + float(loss_sum), "seen": self.partial["seen"] + seen,
-                                "train_time": self.partial["train_time"] + time.perf_counter() - start}
+                self.partial = {
+                    "loss_sum": self.partial["loss_sum"] + float(loss_sum),
+                    "seen": self.partial["seen"] + seen,
+                    "train_time": self.partial["train_time"] + time.perf_counter() - start,
+                }
                 bar.close()
                 self.save()
                 raise TrainingInterrupted(
@@ -262,8 +303,11 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - start + self.partial["train_time"]
-        totals = torch.tensor([float(loss_sum) + self.partial["loss_sum"], seen + self.partial["seen"]],
-                              dtype=torch.float64, device=self.device)
+        totals = torch.tensor(
+            [float(loss_sum) + self.partial["loss_sum"], seen + self.partial["seen"]],
+            dtype=torch.float64,
+            device=self.device,
+        )
         distributed.all_reduce_sum(totals)
         mean_loss = float(totals[0] / totals[1])
         self.check_finite(mean_loss)
@@ -281,9 +325,14 @@ class Trainer:
         from zoo_core.evaluate import evaluate
 
         self.test_loader.set_epoch(0)
-        return evaluate(self.model, self.test_loader.iter_from(0), num_classes=len(self.classes),
-                        autocast_dtype=self.autocast_dtype, device_type=self.device.type,
-                        reduce=distributed.all_reduce_sum)
+        return evaluate(
+            self.model,
+            self.test_loader.iter_from(0),
+            num_classes=len(self.classes),
+            autocast_dtype=self.autocast_dtype,
+            device_type=self.device.type,
+            reduce=distributed.all_reduce_sum,
+        )
 
     def fit(self) -> dict[str, Any]:
         """Run the remaining epochs; returns the last epoch's metrics."""

@@ -39,8 +39,15 @@ class TrainingLog:
     def progress(self, *, total: int, initial: int, epoch: int) -> Any:
         if not (self.enabled and self.interactive):
             return _NoBar()
-        return tqdm(total=total, initial=initial, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", unit="batch",
-                    leave=False, dynamic_ncols=True, file=sys.stderr)
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc=f"epoch {epoch + 1}/{self.cfg.epochs}",
+            unit="batch",
+            leave=False,
+            dynamic_ncols=True,
+            file=sys.stderr,
+        )
 
     def image_batch(self, x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         """One grid of the first augmented batch, as the model sees it (un-normalized for display)."""
@@ -60,8 +67,11 @@ class TrainingLog:
         if self.writer is not None:
             step = metrics["epoch"]
             for key in ("train_loss", "val_loss", "val_acc", "val_acc5", "lr", "img_per_s"):
-                self.writer.add_scalar(f"{'train' if key in ('train_loss', 'lr', 'img_per_s') else 'val'}/{key}",
-                                       metrics[key], step)
+                self.writer.add_scalar(
+                    f"{'train' if key in ('train_loss', 'lr', 'img_per_s') else 'val'}/{key}",
+                    metrics[key],
+                    step,
+                )
             self.writer.flush()
         print(
             f"epoch {metrics['epoch']:>3}/{self.cfg.epochs}  train_loss {metrics['train_loss']:.4f}  "

@@ -26,7 +26,9 @@ def check_command(plugin: str, as_json: bool) -> None:
         echo_json([c.__dict__ for c in checks])
     else:
         for c in checks:
-            click.echo(f"{'PASS' if c.ok else 'FAIL'}  {c.entry}: {c.check}" + (f" ({c.detail})" if c.detail else ""))
+            click.echo(
+                f"{'PASS' if c.ok else 'FAIL'}  {c.entry}: {c.check}" + (f" ({c.detail})" if c.detail else "")
+            )
         click.echo(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
     if failed:
         click.get_current_context().exit(1)

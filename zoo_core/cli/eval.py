@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -61,7 +63,7 @@ def eval_command(
     weights = resolve_checkpoint(checkpoint)
     model, card = load_model(weights, device=device)
     dataset = dataset or card.dataset
-    data = create_dataset(dataset, root=data_dir, split=split)
+    data = create_dataset(dataset, root=data_dir, split=split, **_shape_kwargs(dataset, card.input_size))
     if list(data.classes) != card.classes:
         raise BadInputError(
             f"{dataset} ({split}) has classes {_summary(list(data.classes))} but {weights} was trained on "
@@ -106,6 +108,15 @@ def eval_command(
     click.echo(format_confusion(result.confusion, card.classes))
     click.echo()
     click.echo(f"Confusion matrix saved to {png}")
+
+
+def _shape_kwargs(dataset: str, input_size: tuple[int, int, int]) -> dict[str, Any]:
+    """Ask a data set that can resize or convert its images (imagefolder) for the model's input shape."""
+    from zoo_core import get_catalog
+
+    accepted = inspect.signature(get_catalog().datasets.get(dataset).load()).parameters
+    wanted = {"image_size": tuple(input_size[1:]), "channels": input_size[0]}
+    return {key: value for key, value in wanted.items() if key in accepted}
 
 
 def _per_class_table(classes: list[str], accuracies: list[float], totals: list[int]) -> str:

@@ -14,7 +14,7 @@ CHUNK = 64  # images read and classified together: bounded memory for any number
 
 @click.command("predict")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("images", metavar="IMAGE...", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--top-k",
     "-k",

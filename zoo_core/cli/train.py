@@ -43,7 +43,9 @@ def find_run(resume: str, dataset: str | None, model: str | None) -> Path:
         if dataset in (None, saved.get("dataset")) and model in (None, saved.get("model")):
             candidates.append(config_file.parent)
     if not candidates:
-        raise BadInputError("--resume auto: no run to resume under ./runs" + (f" for {dataset} {model}" if model else ""))
+        raise BadInputError(
+            "--resume auto: no run to resume under ./runs" + (f" for {dataset} {model}" if model else "")
+        )
     return max(candidates, key=lambda p: p.name)
 
 
@@ -59,9 +61,14 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
 @click.command("train")
 @click.argument("dataset", type=RegistryName("dataset"), required=False)
 @click.argument("model", type=RegistryName("model"), required=False)
-@click.option("--aug", "augs", multiple=True, metavar="SPEC",
-              help="Batch augmentation, repeatable, applied in order: NAME[:key=value,...]; "
-                   "'mixup|cutmix' picks one per batch. See zoo list augmentations / zoo info NAME.")
+@click.option(
+    "--aug",
+    "augs",
+    multiple=True,
+    metavar="SPEC",
+    help="Batch augmentation, repeatable, applied in order: NAME[:key=value,...]; "
+    "'mixup|cutmix' picks one per batch. See zoo list augmentations / zoo info NAME.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the data set's recipe).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size, split over ranks.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (peak, for onecycle).")
@@ -74,20 +81,38 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
 @click.option("--crop-padding", type=click.IntRange(min=0), help="Random-crop padding in pixels (0: off).")
 @click.option("--flip/--no-flip", default=None, help="Random horizontal flips.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="auto: bf16 on a GPU that has it, else fp16 with a GradScaler; fp32 on the CPU.")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    show_default=True,
+    help="auto: bf16 on a GPU that has it, else fp16 with a GradScaler; fp32 on the CPU.",
+)
 @click.option("--channels-last", is_flag=True, help="Use the channels_last memory format.")
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of data order, augmentation, init.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Data root (default: $ZOO_DATA or ~/.cache/zoo).")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of data order, augmentation, init."
+)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False), help="Data root (default: $ZOO_DATA or ~/.cache/zoo)."
+)
 @click.option("--download", is_flag=True, help="Download the data set first if it has an official source.")
 @click.option("--image-size", type=click.IntRange(min=8), help="Resize images (imagefolder).")
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Extra model keyword.")
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<time>-<data>-<model>).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<time>-<data>-<model>)."
+)
 @click.option("--resume", metavar="DIR|auto", help="Continue a run from its last.pt (its saved settings).")
-@click.option("--tensorboard/--no-tensorboard", default=True, show_default=True, help="Write TensorBoard logs.")
-@click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Steps between progress updates (the only waits for the device inside an epoch).")
+@click.option(
+    "--tensorboard/--no-tensorboard", default=True, show_default=True, help="Write TensorBoard logs."
+)
+@click.option(
+    "--log-every",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Steps between progress updates (the only waits for the device inside an epoch).",
+)
 def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...], **opts: Any) -> None:
     """Train MODEL on DATASET, evaluating on the test split after every epoch.
 
@@ -121,19 +146,37 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
                 check_dataset_option(dataset, option, key)
                 dataset_kwargs[key] = opts[key]
         cfg = TrainConfig(
-            dataset=dataset, model=model, augs=list(augs), epochs=opts["epochs"], batch_size=opts["batch_size"],
-            lr=opts["lr"], optimizer=opts["optimizer"], momentum=opts["momentum"], nesterov=opts["nesterov"],
-            weight_decay=opts["weight_decay"], label_smoothing=opts["label_smoothing"], schedule=opts["schedule"],
-            crop_padding=opts["crop_padding"], flip=opts["flip"], device=opts["device"],
-            precision=opts["precision"], channels_last=opts["channels_last"], compile=opts["compile_"],
-            seed=opts["seed"], data_dir=opts["data_dir"], dataset_kwargs=dataset_kwargs,
-            model_kwargs=parse_key_values(opts["model_args"], "--model-arg"), tensorboard=opts["tensorboard"],
+            dataset=dataset,
+            model=model,
+            augs=list(augs),
+            epochs=opts["epochs"],
+            batch_size=opts["batch_size"],
+            lr=opts["lr"],
+            optimizer=opts["optimizer"],
+            momentum=opts["momentum"],
+            nesterov=opts["nesterov"],
+            weight_decay=opts["weight_decay"],
+            label_smoothing=opts["label_smoothing"],
+            schedule=opts["schedule"],
+            crop_padding=opts["crop_padding"],
+            flip=opts["flip"],
+            device=opts["device"],
+            precision=opts["precision"],
+            channels_last=opts["channels_last"],
+            compile=opts["compile_"],
+            seed=opts["seed"],
+            data_dir=opts["data_dir"],
+            dataset_kwargs=dataset_kwargs,
+            model_kwargs=parse_key_values(opts["model_args"], "--model-arg"),
+            tensorboard=opts["tensorboard"],
             log_every=opts["log_every"],
         )
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(opts["out"] or f"runs/{stamp}-{dataset}-{model.replace('/', '_')}")
         if (run_dir / "last.pt").exists():
-            raise BadInputError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out")
+            raise BadInputError(
+                f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out"
+            )
     trainer = Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty())
     if trainer.epoch >= trainer.cfg.epochs:
         click.echo(f"{trainer.run_dir} has already finished its {trainer.cfg.epochs} epochs.", err=True)

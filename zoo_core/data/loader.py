@@ -133,6 +133,8 @@ class _EpochLoader(abc.ABC):
         self.shuffle = train if shuffle is None else shuffle
         self.drop_last = train if drop_last is None else drop_last
         self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.mean = tuple(float(m) for m in mean)  # the normalization, as checkpoints record it
+        self.std = tuple(float(v) for v in std)
         self.epoch = 0
         self.transform = BatchTransform(
             mean,
@@ -339,7 +341,7 @@ def make_loader(
     """
     mean = mean if mean is not None else getattr(dataset, "mean", None)
     std = std if std is not None else getattr(dataset, "std", None)
-    in_memory = isinstance(getattr(dataset, "images", None), torch.Tensor)
+    in_memory = all(isinstance(getattr(dataset, a, None), torch.Tensor) for a in ("images", "labels"))
     if mean is None or std is None:
         if in_memory:
             mean, std = channel_stats(dataset.images)

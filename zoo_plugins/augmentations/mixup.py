@@ -16,8 +16,7 @@ def mixup_batch(
     x: torch.Tensor, y: torch.Tensor, lam: torch.Tensor, perm: torch.Tensor, num_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``x'ᵢ = λᵢ·xᵢ + (1−λᵢ)·x_perm[i]`` and the same blend of the targets, for given λ (N,) and partners."""
-    weight = per_image(lam, x).to(x.dtype)
-    mixed = x[perm] * (1.0 - weight) + x * weight
+    mixed = torch.lerp(x[perm], x, per_image(lam, x).to(x.dtype))  # one pass; exact at λ = 1
     sources = torch.stack([torch.arange(x.shape[0], device=x.device), perm])
     return mixed, blend_targets(y, sources, torch.stack([lam, 1.0 - lam]), num_classes)
 

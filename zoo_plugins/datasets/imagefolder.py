@@ -87,7 +87,7 @@ def read_image_tree(
                 "(pass --data-dir pointing at the tree)"
             )
         raise BadInputError(f"Split {split!r} not found in {root}: valid splits are {', '.join(splits)}")
-    found = sorted({c for s in splits for c in _visible_dirs(root / s)})
+    found = sorted({c for s in splits for c in visible_dirs(root / s)})
     if classes is None:
         classes = found
     else:
@@ -135,10 +135,11 @@ def list_splits(root: Path) -> list[str]:
     """The split folders of a tree (non-hidden folders that hold at least one non-hidden folder)."""
     if not root.is_dir():
         return []
-    return [s for s in _visible_dirs(root) if _visible_dirs(root / s)]
+    return [s for s in visible_dirs(root) if visible_dirs(root / s)]
 
 
-def _visible_dirs(folder: Path) -> list[str]:
+def visible_dirs(folder: Path) -> list[str]:
+    """The sorted names of the folders in ``folder`` that are not hidden."""
     with os.scandir(folder) as entries:
         return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
 

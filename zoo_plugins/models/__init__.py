@@ -18,47 +18,57 @@ CIFAR = {"input_size": (3, 32, 32), "num_classes": 10, "default_dataset": "cifar
 
 # name → (module:function, family, params at 10 classes and 3 channels, summary)
 MODELS: dict[str, tuple[str, str, int, str]] = {
-    "vgg11": ("vgg:vgg11", "vgg", 9_231_114, "VGG-11 with BatchNorm, CIFAR head (512 → classes)"),
-    "vgg13": ("vgg:vgg13", "vgg", 9_416_010, "VGG-13 with BatchNorm, CIFAR head (512 → classes)"),
-    "vgg16": ("vgg:vgg16", "vgg", 14_728_266, "VGG-16 with BatchNorm, CIFAR head (512 → classes)"),
-    "vgg19": ("vgg:vgg19", "vgg", 20_040_522, "VGG-19 with BatchNorm, CIFAR head (512 → classes)"),
-    "resnet18": ("resnet:resnet18", "resnet", 11_173_962, "ResNet-18, CIFAR variant (3×3 stem, no max-pool)"),
-    "resnet34": ("resnet:resnet34", "resnet", 21_282_122, "ResNet-34, CIFAR variant (3×3 stem, no max-pool)"),
+    "vgg11": ("vgg:vgg11", "vgg", 9_231_114, "VGG-11 with BatchNorm, CIFAR head (512 → classes)."),
+    "vgg13": ("vgg:vgg13", "vgg", 9_416_010, "VGG-13 with BatchNorm, CIFAR head (512 → classes)."),
+    "vgg16": ("vgg:vgg16", "vgg", 14_728_266, "VGG-16 with BatchNorm, CIFAR head (512 → classes)."),
+    "vgg19": ("vgg:vgg19", "vgg", 20_040_522, "VGG-19 with BatchNorm, CIFAR head (512 → classes)."),
+    "resnet18": (
+        "resnet:resnet18",
+        "resnet",
+        11_173_962,
+        "ResNet-18, CIFAR variant (3×3 stem, no max-pool).",
+    ),
+    "resnet34": (
+        "resnet:resnet34",
+        "resnet",
+        21_282_122,
+        "ResNet-34, CIFAR variant (3×3 stem, no max-pool).",
+    ),
     "resnet50": (
         "resnet:resnet50",
         "resnet",
         23_520_842,
-        "ResNet-50 with bottleneck blocks, CIFAR variant (3×3 stem, no max-pool)",
+        "ResNet-50 with bottleneck blocks, CIFAR variant (3×3 stem, no max-pool).",
     ),
     "mobilenet_v1": (
         "mobilenet:mobilenet_v1",
         "mobilenet",
         3_217_226,
-        "MobileNet v1 (depthwise-separable convs), CIFAR variant",
+        "MobileNet v1 (depthwise-separable convs), CIFAR variant.",
     ),
     "mobilenet_v2": (
         "mobilenet:mobilenet_v2",
         "mobilenet",
         2_236_682,
-        "MobileNet v2 (inverted residuals, linear bottlenecks), CIFAR variant",
+        "MobileNet v2 (inverted residuals, linear bottlenecks), CIFAR variant.",
     ),
     "inception": (
         "inception:inception",
         "inception",
         1_374_930,
-        "Small Inception network for 32×32 images (six Inception modules)",
+        "Small Inception network for 32×32 images (six Inception modules).",
     ),
     "googlenet": (
         "googlenet:googlenet",
         "inception",
         5_871_914,
-        "GoogLeNet, CIFAR variant (3×3 stem, nine Inception modules)",
+        "GoogLeNet, CIFAR variant (3×3 stem, nine Inception modules).",
     ),
     "tv_resnet18": (
         "tv_resnet:tv_resnet18",
         "resnet",
         11_173_962,
-        "torchvision ResNet-18 adapted to 32×32 (3×3 stride-1 stem, no max-pool)",
+        "torchvision ResNet-18 adapted to 32×32 (3×3 stride-1 stem, no max-pool).",
     ),
 }
 
@@ -72,7 +82,7 @@ def register_models(registry: Registry) -> None:
     registry.register(
         "lenet",
         "zoo_plugins.models.lenet:lenet",
-        summary="LeNet-5 for 32×32 (and 28×28) digits, ~61.7k parameters",
+        summary="LeNet-5 for 32×32 (and 28×28) digits, ~61.7k parameters.",
         family="lenet",
         input_size=(1, 32, 32),
         num_classes=10,
@@ -83,7 +93,7 @@ def register_models(registry: Registry) -> None:
         "timm",
         "zoo_plugins.models.timm_bridge:create",
         lister="zoo_plugins.models.timm_bridge:list_names",
-        summary="Any timm model by name (timm/<name>), built from scratch with num_classes and in_chans",
+        summary="Any timm model by name (timm/<name>), built from scratch with num_classes and in_chans.",
         family="timm",
         input_size=(3, 224, 224),
         num_classes=1000,

@@ -1,0 +1,115 @@
+"""Throughput of each batch augmentation, and of a few chains, in images per second.
+
+A batch of 512 normalized 3×32×32 images with int64 labels; each augmentation is warmed up, then timed over
+several runs of a few calls each (synchronising the device around each run), and the median is reported.
+A failure becomes an error column, not a crash. Example:
+
+    python benchmarks/augmentations.py                  # → benchmarks/results/augmentations-cpu.md
+    python benchmarks/augmentations.py --device cuda    # → benchmarks/results/augmentations-cuda.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import zoo_core
+from zoo_core.augment import build_augmentations
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# Chains a run would use, timed as one pipeline.
+CHAINS = ["crop flip", "crop flip mixup|cutmix", "crop flip colorjitter cutout"]
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+def machine(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
+        ]
+        cpu = names[0] if names else cpu
+    return f"{cpu}, {torch.get_num_threads()} torch threads"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_pipeline(pipeline, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> float:
+    """Median images per second over ``args.runs`` runs of ``args.calls`` calls, after a warm-up."""
+    generator = torch.Generator(device=x.device).manual_seed(0)
+    for _ in range(args.warmup):
+        pipeline(x, y, generator)
+    rates = []
+    for _ in range(args.runs):
+        sync(x.device)
+        start = time.perf_counter()
+        for _ in range(args.calls):
+            pipeline(x, y, generator)
+        sync(x.device)
+        rates.append(args.calls * x.shape[0] / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=5, help="calls per timed run")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/augmentations-<device>.md")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    output = args.output or RESULTS / f"augmentations-{device.type}.md"
+    catalog = zoo_core.get_catalog()
+    names = [e.name for e in catalog.augmentations.entries() if e.meta.get("level") == "batch"]
+    torch.manual_seed(0)
+    x = torch.randn(args.batch_size, 3, 32, 32, device=device)
+    y = torch.randint(0, 10, (args.batch_size,), device=device)
+
+    rows = []
+    for spec in [*names, *CHAINS]:
+        try:
+            pipeline = build_augmentations(
+                spec.split(), num_classes=10, catalog=catalog, mean=CIFAR_MEAN, std=CIFAR_STD
+            )
+            rate, error = time_pipeline(pipeline, x, y, args), ""
+        except Exception as exc:  # a failing augmentation is a row with its error, the others still run
+            rate, error = float("nan"), f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        rows.append((spec, rate, error))
+        print(f"{spec:32s} {rate:12,.0f} img/s {error}")
+
+    lines = [
+        f"# Batch augmentations on {device.type}",
+        "",
+        f"- machine: {machine(device)}",
+        f"- torch {torch.__version__}; batch {args.batch_size} × 3×32×32 float32, int64 labels, 10 classes",
+        f"- median of {args.runs} runs of {args.calls} calls after {args.warmup} warm-up calls; "
+        "each augmentation with its default options (p = 1 except flip, p = 0.5)",
+        f"- command: `python benchmarks/augmentations.py --device {args.device}`",
+        "",
+        "| augmentation (`--aug` in order) | img/s | error |",
+        "|---|---:|---|",
+    ]
+    lines += [f"| `{' → '.join(spec.split())}` | {rate:,.0f} | {error} |" for spec, rate, error in rows]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("\n".join(lines) + "\n")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Distributed training: two CPU processes under torchrun (gloo) hold identical weights, equal to one process
+training with the same global batch (the loader's strided sharding makes the global batches the same)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = """
+import os, sys
+from pathlib import Path
+import torch
+from zoo_core.trainer import Trainer
+from zoo_core.train_config import TrainConfig
+
+cfg = TrainConfig(dataset="digits", model="lenet", epochs=1, batch_size=64, crop_padding=0, flip=False,
+                  device="cpu", tensorboard=False, seed=3)
+trainer = Trainer(cfg, Path(sys.argv[1]) / "run")
+trainer.fit()
+torch.save(trainer.model.state_dict(), Path(sys.argv[1]) / f"rank{os.environ.get('RANK', 'single')}.pt")
+"""
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+         str(tmp_path / "two")],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "two" / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "two" / "rank1.pt", weights_only=True)
+    one = torch.load(tmp_path / "one" / "ranksingle.pt", weights_only=True)
+    for key in one:
+        assert torch.equal(rank0[key], rank1[key]), key
+        torch.testing.assert_close(rank0[key], one[key], rtol=1e-4, atol=1e-5)
+    # only rank 0 wrote the run directory's files
+    assert (tmp_path / "two" / "run" / "metrics.jsonl").read_text().count("\n") == 1

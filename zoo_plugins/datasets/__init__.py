@@ -1,0 +1,109 @@
+"""Built-in data sets: names, metadata and training recipes only; the readers load when a data set is built.
+
+``recipe`` holds the training defaults the Trainer starts from (options given on the command line win):
+epochs, batch_size, optimizer ("sgd" | "adamw"), lr (the peak for "onecycle"), momentum, nesterov,
+weight_decay, label_smoothing, schedule ("onecycle" | "cosine" | "step"), crop_padding, flip.
+"""
+
+from __future__ import annotations
+
+from zoo_core import hookimpl
+
+CIFAR10_RECIPE = {
+    "epochs": 30,
+    "batch_size": 512,
+    "optimizer": "sgd",
+    "lr": 0.1,
+    "momentum": 0.9,
+    "nesterov": True,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.1,
+    "schedule": "onecycle",
+    "crop_padding": 4,
+    "flip": True,
+}
+MNIST_RECIPE = {
+    "epochs": 3,
+    "batch_size": 128,
+    "optimizer": "adamw",
+    "lr": 3e-3,
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 1e-2,
+    "label_smoothing": 0.0,
+    "schedule": "onecycle",
+    "crop_padding": 0,
+    "flip": False,  # a mirrored digit is another glyph
+}
+DIGITS_RECIPE = {**MNIST_RECIPE, "epochs": 20, "batch_size": 64, "lr": 5e-3}
+IMAGEFOLDER_RECIPE = {
+    "epochs": 30,
+    "batch_size": 128,
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "momentum": 0.9,
+    "nesterov": False,
+    "weight_decay": 5e-2,
+    "label_smoothing": 0.1,
+    "schedule": "cosine",
+    "crop_padding": 4,
+    "flip": True,
+}
+SPLITS = ("train", "test")
+
+
+@hookimpl
+def register_datasets(registry):
+    registry.register(
+        "cifar10",
+        "zoo_plugins.datasets.cifar10:cifar10",
+        summary="CIFAR-10: 60,000 32×32 colour images of 10 classes (official python batches or image tree)",
+        aliases=("cifar-10",),
+        num_classes=10,
+        input_size=(3, 32, 32),
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        splits=SPLITS,
+        recipe=CIFAR10_RECIPE,
+        default_model="resnet18",
+        download=True,
+    )
+    registry.register(
+        "mnist",
+        "zoo_plugins.datasets.mnist:mnist",
+        summary="MNIST: 70,000 28×28 grey handwritten digits (official IDX files, plain or .gz)",
+        num_classes=10,
+        input_size=(1, 28, 28),
+        mean=(0.1307,),
+        std=(0.3081,),
+        splits=SPLITS,
+        recipe=MNIST_RECIPE,
+        default_model="lenet",
+        download=True,
+    )
+    registry.register(
+        "digits",
+        "zoo_plugins.datasets.digits:digits",
+        summary="Handwritten digits bundled with scikit-learn: 1,797 images, 1×32×32, no download needed",
+        num_classes=10,
+        input_size=(1, 32, 32),
+        mean=(0.3051,),
+        std=(0.3238,),
+        splits=SPLITS,
+        recipe=DIGITS_RECIPE,
+        default_model="lenet",
+        download=False,
+    )
+    registry.register(
+        "imagefolder",
+        "zoo_plugins.datasets.imagefolder:imagefolder",
+        summary="Any <root>/<split>/<class>/<image> tree (--data-dir), decoded once and cached",
+        num_classes=None,
+        input_size=None,
+        mean=None,
+        std=None,
+        splits=SPLITS,
+        recipe=IMAGEFOLDER_RECIPE,
+        default_model="resnet18",
+        download=False,
+    )
