@@ -3,6 +3,7 @@ works at any class count, 1 or 3 channels, 28–64 px, channels_last, bf16 autoc
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -180,4 +181,5 @@ def test_registering_builtin_models_imports_neither_torch_nor_timm():
         "heavy = [m for m in ('torch', 'torchvision', 'timm') if m in sys.modules];"
         "assert not heavy, heavy"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+    env = {**os.environ, "ZOO_LOAD_PLUGINS": "builtin.models"}
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60, env=env)

@@ -111,11 +111,11 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 def test_resume_after_ctrl_c_mid_epoch_matches_an_uninterrupted_run(tmp_path):
     straight, cut = straight_run(tmp_path), tmp_path / "cut"
-    code, err = interrupted_run(cut, "SIGINT", 30)  # 23 batches an epoch: in the middle of the second
+    code, err = interrupted_run(cut, "SIGINT", 30)  # 22 batches an epoch (1,437 images): in the second
     assert code == 130, err
     assert f"Resume with: zoo train --resume {cut}" in err
     state = torch.load(cut / "last.pt", weights_only=True)
-    assert state["epoch"] == 1 and state["batch_in_epoch"] == 7
+    assert state["epoch"] == 1 and state["batch_in_epoch"] == 8
     code, _, err = finish(zoo("train", "--resume", str(cut)))
     assert code == 0, err
     assert_same_weights(straight, cut)

@@ -182,7 +182,11 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             forward = nn.parallel.DistributedDataParallel(forward, device_ids=ids)
         self.forward: Callable[[torch.Tensor], torch.Tensor] = forward
-        self.augment = build_augmentations(cfg.augs, num_classes=len(self.classes)) if cfg.augs else None
+        self.augment = (
+            build_augmentations(cfg.augs, num_classes=len(self.classes), mean=self.mean, std=self.std)
+            if cfg.augs
+            else None
+        )
         self.aug_generator = torch.Generator(device=self.device)
 
         self.epoch, self.step, self.batch_in_epoch, self.best_acc, self.elapsed = 0, 0, 0, -1.0, 0.0

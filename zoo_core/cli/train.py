@@ -66,8 +66,9 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
     "augs",
     multiple=True,
     metavar="SPEC",
-    help="Batch augmentation, repeatable, applied in order: NAME[:key=value,...]; "
-    "'mixup|cutmix' picks one per batch. See zoo list augmentations / zoo info NAME.",
+    help="Batch augmentation, repeatable, applied in order: NAME[:key=value,...], e.g. "
+    "cutmix:alpha=1.0,p=0.5 (p: per-image probability). 'mixup|cutmix' picks one per batch; "
+    "weights: 'mixup:alpha=0.2@0.3|cutmix@0.7'. Options: zoo info NAME.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the data set's recipe).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size, split over ranks.")

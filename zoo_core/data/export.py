@@ -51,12 +51,16 @@ def export_image_folder(dataset: object, dest: str | Path, split: str, *, progre
             Image.fromarray(np.ascontiguousarray(array)).save(partial / classes[ys[i]] / f"{i:0{width}d}.png")
         return stop - start
 
-    with (
-        ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool,  # zlib compression releases the GIL
-        tqdm(total=len(ys), unit="img", desc=f"{split}", disable=not progress) as bar,
-    ):
-        for written in pool.map(write, range(0, len(ys), _CHUNK)):
-            bar.update(written)
+    try:
+        with (
+            ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool,  # zlib compression releases the GIL
+            tqdm(total=len(ys), unit="img", desc=split, disable=not progress) as bar,
+        ):
+            for written in pool.map(write, range(0, len(ys), _CHUNK)):
+                bar.update(written)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     os.replace(partial, target)
     return target
 

@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
-from zoo_core.data.ops import affine_for, random_crop, random_flip
+from zoo_core.data.ops import affine_for, random_crop, random_flip, random_window
 from zoo_core.data.stats import channel_stats
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -92,11 +93,15 @@ class BatchTransform:
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, generator)
+        return self.finish(x, generator)
+
+    def finish(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The steps after the crop: flip, memory format, normalization."""
         if self.flip:
             x = random_flip(x, generator)
         if self.channels_last:  # on the uint8 batch: a quarter of the bytes, and the float result inherits it
             x = x.contiguous(memory_format=torch.channels_last)
-        return torch.addcmul(self.shift, x.to(torch.float32), self.scale)
+        return torch.mul(x, self.scale).add_(self.shift)  # uint8 × float32 promotes inside the kernel
 
 
 class _EpochLoader(abc.ABC):
@@ -136,6 +141,7 @@ class _EpochLoader(abc.ABC):
         self.mean = tuple(float(m) for m in mean)  # the normalization, as checkpoints record it
         self.std = tuple(float(v) for v in std)
         self.epoch = 0
+        self._generator = torch.Generator(device=self.device)
         self.transform = BatchTransform(
             mean,
             std,
@@ -166,6 +172,12 @@ class _EpochLoader(abc.ABC):
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on, exactly as a full epoch yields them."""
 
+    def _seeded(self, batch_index: int) -> torch.Generator:
+        """The loader's device generator, seeded for this batch's augmentations when it has any."""
+        if self.transform.random:
+            self._generator.manual_seed(mix(self.seed, self.epoch, self.rank, batch_index))
+        return self._generator
+
     def _order(self, generator: torch.Generator) -> torch.Tensor:
         return shard_order(
             self.n,
@@ -178,17 +190,14 @@ class _EpochLoader(abc.ABC):
             generator=generator,
         )
 
-    def _augment(self, x: torch.Tensor, batch_index: int, generator: torch.Generator) -> torch.Tensor:
-        if self.transform.random:
-            generator.manual_seed(mix(self.seed, self.epoch, self.rank, batch_index))
-        return self.transform(x, generator)
-
 
 class DeviceLoader(_EpochLoader):
     """Batches of an in-memory uint8 data set that lives on ``device`` for the whole run.
 
     Yields ``(x, y)``: float32 normalized N×C×H×W (channels_last when asked) and int64 labels, on ``device``,
     with random crop (``crop_padding``) and flip applied per image when ``train``. No host synchronisation.
+    When it crops, ``images`` holds the data set padded by ``crop_padding`` (once, on the device), so
+    each batch's windows are gathered straight from it: (H+2p)(W+2p)/HW the memory, 1.56× for CIFAR-10.
     """
 
     def __init__(
@@ -232,30 +241,40 @@ class DeviceLoader(_EpochLoader):
         )
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
-        self._generator = torch.Generator(device=self.device)
+        self._size = (images.shape[2], images.shape[3])
+        pad = self.transform.crop_padding
+        if pad:  # padded once here, so each batch's crop windows are gathered straight from the data set
+            self.images = F.pad(self.images, (pad, pad, pad, pad))
 
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on, exactly as a full epoch yields them."""
         order = self._order(self._generator)
         for b in range(batch_index, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = self.images.index_select(0, idx)
-            yield self._augment(x, b, self._generator), self.labels.index_select(0, idx)
+            generator = self._seeded(b)
+            if self.transform.crop_padding:
+                x = random_window(self.images, self._size, generator, index=idx)
+            else:
+                x = self.images.index_select(0, idx)
+            yield self.transform.finish(x, generator), self.labels.index_select(0, idx)
 
 
 class _ShardSampler(torch.utils.data.Sampler[int]):
-    """The indices of one rank for the loader's current epoch, from its current start position."""
+    """One rank's indices for the epoch in ``epoch``, from position ``start`` (both set by the loader).
 
-    def __init__(self, loader: StreamLoader) -> None:
-        self.loader = loader
+    It holds plain values, not the loader, so no reference cycle keeps DataLoader workers alive."""
+
+    def __init__(self, n: int, num_samples: int, **order: Any) -> None:
+        self.n, self.num_samples, self.order = n, num_samples, order
+        self.epoch = 0
         self.start = 0
 
     def __iter__(self) -> Iterator[int]:
-        order = self.loader._order(torch.Generator())
-        return iter(order[self.start :].tolist())
+        indices = shard_order(self.n, epoch=self.epoch, generator=torch.Generator(), **self.order)
+        return iter(indices[self.start :].tolist())
 
     def __len__(self) -> int:
-        return self.loader.num_samples - self.start
+        return self.num_samples - self.start
 
 
 class StreamLoader(_EpochLoader):
@@ -299,7 +318,15 @@ class StreamLoader(_EpochLoader):
             world_size=world_size,
         )
         self.dataset = dataset
-        self._sampler = _ShardSampler(self)
+        self._sampler = _ShardSampler(
+            self.n,
+            self.num_samples,
+            seed=seed,
+            shuffle=self.shuffle,
+            drop_last=self.drop_last,
+            rank=rank,
+            world_size=world_size,
+        )
         workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
         self._loader = torch.utils.data.DataLoader(
             dataset,
@@ -310,15 +337,15 @@ class StreamLoader(_EpochLoader):
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
         )
-        self._generator = torch.Generator(device=self.device)
 
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on; skipped batches are never decoded."""
+        self._sampler.epoch = self.epoch
         self._sampler.start = batch_index * self.batch_size
         for b, (x, y) in enumerate(self._loader, start=batch_index):
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
-            yield self._augment(x, b, self._generator), y
+            yield self.transform(x, self._seeded(b)), y
 
 
 def make_loader(

@@ -14,8 +14,12 @@ import torch.nn.functional as F
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability ``p`` (one draw per image)."""
-    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < p
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    n, w = x.shape[0], x.shape[-1]
+    flip = torch.rand(n, generator=generator, device=x.device) < p
+    cols = torch.arange(w, device=x.device)
+    cols = torch.where(flip.view(n, 1), w - 1 - cols, cols)
+    # one gather with each image's column order: a single pass, where flip-then-select would take two
+    return x.gather(-1, cols.view(n, *([1] * (x.dim() - 2)), w).expand(x.shape))
 
 
 def random_crop(
@@ -25,12 +29,26 @@ def random_crop(
     i.e. translate each image by up to ``padding`` pixels in each direction."""
     if padding <= 0:
         return x
-    n, _, h, w = x.shape
     padded = F.pad(x, (padding, padding, padding, padding), value=fill)
-    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator, device=x.device)
-    # every H×W window as a view (N, C, oy, ox, H, W); one indexing gather picks each image's own window
+    return random_window(padded, (x.shape[-2], x.shape[-1]), generator)
+
+
+def random_window(
+    padded: torch.Tensor,
+    size: tuple[int, int],
+    generator: torch.Generator | None = None,
+    index: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A random ``size`` = (H, W) window of each image of ``padded`` (N×C×H'×W'), or of each image
+    ``padded[index]`` — gathered straight from the full tensor, without copying the chosen images first."""
+    h, w = size
+    rows = torch.arange(len(padded), device=padded.device) if index is None else index
+    n = len(rows)
+    oy = torch.randint(0, padded.shape[-2] - h + 1, (n,), generator=generator, device=padded.device)
+    ox = torch.randint(0, padded.shape[-1] - w + 1, (n,), generator=generator, device=padded.device)
+    # every window as a view (N, C, oy, ox, H, W); one indexing gather picks each image's own window
     windows = padded.unfold(2, h, 1).unfold(3, w, 1)
-    return windows[torch.arange(n, device=x.device), :, offsets[0], offsets[1]]
+    return windows[rows, :, oy, ox]
 
 
 def normalize(
@@ -38,7 +56,7 @@ def normalize(
 ) -> torch.Tensor:
     """uint8 images (0–255) → float32 ``(x / 255 - mean) / std`` per channel."""
     scale, shift = affine_for(mean, std, x.device)
-    return torch.addcmul(shift, x.to(torch.float32), scale)
+    return torch.mul(x, scale).add_(shift)  # uint8 × float32 promotes in the kernel: no float copy first
 
 
 def affine_for(

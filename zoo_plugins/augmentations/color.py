@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,12 +18,18 @@ from zoo_plugins.augmentations._random import apply_mask, uniform
 _LUMA = (0.2989, 0.587, 0.114)
 
 
+@functools.lru_cache(maxsize=64)
+def _channel_constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Per-channel constants (1, C, 1, 1) made once per device: a copy to a GPU each batch would make the
+    host wait for the device."""
+    return torch.tensor(values, dtype=dtype).view(1, -1, 1, 1).to(device)
+
+
 def _gray(pixels: torch.Tensor) -> torch.Tensor:
     """Luma (N, 1, H, W) of RGB pixels; a one-channel image is its own gray."""
     if pixels.shape[1] != 3:
         return pixels.mean(1, keepdim=True)
-    weights = torch.tensor(_LUMA, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
-    return (pixels * weights).sum(1, keepdim=True)
+    return (pixels * _channel_constant(_LUMA, pixels.device, pixels.dtype)).sum(1, keepdim=True)
 
 
 def jitter_batch(
@@ -42,21 +49,23 @@ def jitter_batch(
     """
     bounded = mean is not None and std is not None
     if bounded:
-        shift = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        scale = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        pixels = x * scale + shift
+        shift = _channel_constant(tuple(mean), x.device, x.dtype)
+        scale = _channel_constant(tuple(std), x.device, x.dtype)
+        pixels = torch.addcmul(shift, x, scale)
     else:
         pixels = x
 
-    def blend(ratio: torch.Tensor, image: torch.Tensor, other: torch.Tensor | float) -> torch.Tensor:
-        weight = per_image(ratio, image).to(image.dtype)
-        out = weight * image + (1.0 - weight) * other
-        return out.clamp(0.0, 1.0) if bounded else out
+    def factor(values: torch.Tensor) -> torch.Tensor:
+        return per_image(values, x).to(x.dtype)
 
-    pixels = blend(brightness, pixels, 0.0)
-    pixels = blend(contrast, pixels, _gray(pixels).mean((-3, -2, -1), keepdim=True))
-    pixels = blend(saturation, pixels, _gray(pixels))
-    return (pixels - shift) / scale if bounded else pixels
+    def bound(image: torch.Tensor) -> torch.Tensor:  # image is always a fresh tensor here
+        return image.clamp_(0.0, 1.0) if bounded else image
+
+    # torchvision blends as ratio·image + (1 − ratio)·other; lerp(other, image, ratio) is that in one pass.
+    pixels = bound(pixels * factor(brightness))
+    pixels = bound(torch.lerp(_gray(pixels).mean((-3, -2, -1), keepdim=True), pixels, factor(contrast)))
+    pixels = bound(torch.lerp(_gray(pixels), pixels, factor(saturation)))
+    return (pixels - shift).div_(scale) if bounded else pixels
 
 
 @dataclass(frozen=True, kw_only=True)
