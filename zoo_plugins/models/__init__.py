@@ -75,6 +75,7 @@ MODELS: dict[str, tuple[str, str, int, str]] = {
 
 @hookimpl
 def register_models(registry: Registry) -> None:
+    """Register the built-in models: names, builder strings and metadata, nothing imported yet."""
     for name, (target, family, params, summary) in MODELS.items():
         registry.register(
             name, f"zoo_plugins.models.{target}", summary=summary, family=family, params=params, **CIFAR
