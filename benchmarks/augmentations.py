@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -21,24 +20,12 @@ import torch
 
 import zoo_core
 from zoo_core.augment import build_augmentations
+from zoo_core.bench import describe_machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Chains a run would use, timed as one pipeline.
 CHAINS = ["crop flip", "crop flip mixup|cutmix", "crop flip colorjitter cutout"]
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-
-
-def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
-        ]
-        cpu = names[0] if names else cpu
-    return f"{cpu}, {torch.get_num_threads()} torch threads"
 
 
 def _load() -> str:
@@ -106,7 +93,7 @@ def main() -> None:
     lines = [
         f"# Batch augmentations on {device.type}",
         "",
-        f"- machine: {machine(device)}",
+        f"- machine: {describe_machine(device)}",
         f"- torch {torch.__version__}; batch {args.batch_size} × 3×32×32 float32, int64 labels, 10 classes",
         f"- median of {args.runs} runs of {args.calls} calls after {args.warmup} warm-up calls; "
         "each augmentation with its default options (p = 1 except flip, p = 0.5)",

@@ -7,7 +7,6 @@ Each command runs in a fresh interpreter, 10 times; we report the median and the
 from __future__ import annotations
 
 import argparse
-import platform
 import shutil
 import statistics
 import subprocess
@@ -15,22 +14,18 @@ import sys
 import time
 from pathlib import Path
 
+from zoo_core.bench import describe_machine
+
 COMMANDS = {
     "zoo list": [shutil.which("zoo") or "zoo", "list"],
     "zoo --help": [shutil.which("zoo") or "zoo", "--help"],
     "timm.list_models()": [sys.executable, "-c", "import timm; timm.list_models()"],
-    "torchvision.models.list_models()": [sys.executable, "-c", "import torchvision; torchvision.models.list_models()"],
+    "torchvision.models.list_models()": [
+        sys.executable,
+        "-c",
+        "import torchvision; torchvision.models.list_models()",
+    ],
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def time_command(command: list[str], runs: int) -> list[float]:
@@ -48,12 +43,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
-    import os
 
     lines = [
         "# Cold start of listing commands",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores; Python {platform.python_version()}; "
+        f"Machine: {describe_machine('cpu')}; "
         f"{time.strftime('%Y-%m-%d')}. Each command in a fresh process, median of {args.runs} "
         "(after one untimed run to warm the file cache).",
         "",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,31 +28,12 @@ from pathlib import Path
 
 import torch
 
+from zoo_core.bench import describe_machine
 from zoo_core.data.loader import DeviceLoader
 from zoo_plugins.datasets.cifar10 import MEAN, STD, cifar10
 from zoo_plugins.datasets.imagefolder import read_image_tree
 
 HERE = Path(__file__).resolve().parent
-
-
-def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    parts = [
-        f"CPU: {cpu}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
-        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}",
-    ]
-    if device.type == "cuda":
-        parts.append(f"GPU: {torch.cuda.get_device_name(device)}")
-    if hasattr(os, "getloadavg"):
-        parts.append("load average at start: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
-    return "; ".join(parts)
 
 
 def sync(device: torch.device) -> None:
@@ -173,7 +153,7 @@ def main() -> int:
     device = torch.device(args.device)
     data_dir = args.data_dir.expanduser()
     output = args.output or HERE / "results" / f"data-pipeline-{device.type}.md"
-    print(f"machine: {machine(device)}", file=sys.stderr)
+    print(f"machine: {describe_machine(device)}", file=sys.stderr)
 
     rows = []
     load_rows = []
@@ -216,7 +196,7 @@ def main() -> int:
         f"{args.runs} epochs of 50,000 images for zoo, {args.tutorial_runs} epochs of "
         f"{args.tutorial_images:,} images for the tutorial, each after a warm-up epoch).",
         "",
-        f"Machine: {machine(device)}.",
+        f"Machine: {describe_machine(device)}.",
         "",
         "Data: CIFAR-10 (JPEG q75 copy) train split, 50,000 × 3×32×32. On a machine shared with other jobs "
         "the multi-threaded tensor kernels of zoo's pipeline lose more to a busy core than the tutorial's "

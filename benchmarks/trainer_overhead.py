@@ -9,7 +9,6 @@ overhead (goal ≤ 1.03). Median of several alternating runs. Example:
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import zoo_core
+from zoo_core.bench import describe_machine
 from zoo_core.data.loader import DeviceLoader
 from zoo_core.train_config import TrainConfig
 from zoo_core.trainer import Trainer
@@ -26,10 +26,24 @@ from zoo_core.trainer import Trainer
 
 def config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
-        dataset=args.dataset, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=0.05,
-        optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.0,
-        schedule="constant", crop_padding=0, flip=False, device=args.device, precision="fp32",
-        data_dir=args.data_dir, tensorboard=False, seed=0,
+        dataset=args.dataset,
+        model=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=0.05,
+        optimizer="sgd",
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        label_smoothing=0.0,
+        schedule="constant",
+        crop_padding=0,
+        flip=False,
+        device=args.device,
+        precision="fp32",
+        data_dir=args.data_dir,
+        tensorboard=False,
+        seed=0,
     )
 
 
@@ -53,12 +67,24 @@ def run_hand_loop(args: argparse.Namespace) -> float:
     model = model.to(device)
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0}],
-                                lr=0.05, momentum=0.9, nesterov=True)
-    train_loader = DeviceLoader(train.images, train.labels, batch_size=args.batch_size, device=device, mean=mean,
-                                std=std, train=True)
-    test_loader = DeviceLoader(test.images, test.labels, batch_size=max(args.batch_size, 256), device=device,
-                               mean=mean, std=std, train=False)
+    optimizer = torch.optim.SGD(
+        [{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0}],
+        lr=0.05,
+        momentum=0.9,
+        nesterov=True,
+    )
+    train_loader = DeviceLoader(
+        train.images, train.labels, batch_size=args.batch_size, device=device, mean=mean, std=std, train=True
+    )
+    test_loader = DeviceLoader(
+        test.images,
+        test.labels,
+        batch_size=max(args.batch_size, 256),
+        device=device,
+        mean=mean,
+        std=std,
+        train=False,
+    )
     start = time.perf_counter()
     for epoch in range(args.epochs):
         model.train()
@@ -94,11 +120,11 @@ def main() -> None:
         hand.append(run_hand_loop(args))
         ours.append(run_trainer(args))
     ratio = statistics.median(ours) / statistics.median(hand)
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or 'CPU'}"
     text = (
         f"# Trainer overhead ({args.device})\n\n"
-        f"Machine: {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; {time.strftime('%Y-%m-%d')}.\n"
-        f"{args.model} on {args.dataset}, {args.epochs} epochs + evaluation each epoch, batch {args.batch_size}, "
+        f"Machine: {describe_machine(args.device)}; {time.strftime('%Y-%m-%d')}.\n"
+        f"{args.model} on {args.dataset}, {args.epochs} epochs + evaluation each epoch, "
+        f"batch {args.batch_size}, "
         f"SGD, fp32, data on the device; median of {args.repeats} alternating runs after one warm-up.\n\n"
         "| loop | median s | runs s |\n|---|---|---|\n"
         f"| hand-written | {statistics.median(hand):.2f} | {', '.join(f'{t:.2f}' for t in hand)} |\n"

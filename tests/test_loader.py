@@ -205,6 +205,18 @@ def test_ranks_get_disjoint_equal_shards(world_size: int, drop_last: bool) -> No
         assert set(everything.tolist()) == set(range(N))  # all covered; the padding repeats a few
 
 
+@pytest.mark.parametrize("world_size", [2, 3, 7])
+def test_evaluation_shards_count_every_sample_once(world_size: int) -> None:
+    images = make_images()
+    shards = [
+        torch.cat([y for _, y in loader(images, batch_size=4, rank=r, world_size=world_size, train=False)])
+        for r in range(world_size)
+    ]
+    everything = torch.cat(shards)
+    assert sorted(everything.tolist()) == list(range(N))
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
 def test_bad_rank_is_refused() -> None:
     with pytest.raises(ValueError, match="rank"):
         loader(make_images(), rank=2, world_size=2)

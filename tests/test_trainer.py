@@ -15,7 +15,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-import zoo_core
 from zoo_core.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,8 +23,12 @@ FAST = ["--batch-size", "64", "--no-tensorboard", "--log-every", "5"]
 
 def zoo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "zoo_core", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+        [sys.executable, "-m", "zoo_core", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
     )
 
 
@@ -42,14 +45,17 @@ def test_train_writes_a_complete_run_directory(tmp_path, catalog):
     from click.testing import CliRunner
 
     run = tmp_path / "run"
-    result = CliRunner().invoke(cli, ["train", "digits", "lenet", "--epochs", "2", "--out", str(run),
-                                      "--batch-size", "64"])
+    result = CliRunner().invoke(
+        cli, ["train", "digits", "lenet", "--epochs", "2", "--out", str(run), "--batch-size", "64"]
+    )
     assert result.exit_code == 0, result.output
     assert "Done: lenet on digits, 2 epochs" in result.output
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]
     for m in lines:
-        assert {"epoch", "train_loss", "val_loss", "val_acc", "val_acc5", "lr", "img_per_s", "time_s"} <= set(m)
+        assert {"epoch", "train_loss", "val_loss", "val_acc", "val_acc5", "lr", "img_per_s", "time_s"} <= set(
+            m
+        )
         assert 0 <= m["val_acc"] <= m["val_acc5"] <= 1 and m["img_per_s"] > 0
     assert lines[1]["time_s"] > lines[0]["time_s"]
     config = json.loads((run / "config.json").read_text())
@@ -64,6 +70,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, catalog):
     from zoo_core.checkpoint import load_model
 
     model, card = load_model(run / "best.safetensors")
+    assert not model.training
     assert card.classes == [str(i) for i in range(10)] and card.input_size == (1, 32, 32)
 
 
@@ -97,8 +104,13 @@ def straight_run(tmp_path: Path) -> Path:
 
 
 def interrupted_run(run: Path, signal_name: str, step: int) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-c", INTERRUPTED_RUN, str(run), signal_name, str(step)],
-                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_RUN, str(run), signal_name, str(step)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     return proc.returncode, proc.stderr
 
 

@@ -10,6 +10,7 @@ gives img/s. A CUDA out-of-memory error retries at half the batch; any other fai
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import sys
@@ -259,7 +260,8 @@ def run_bench(
     return rows
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -272,7 +274,7 @@ def _cpu_name() -> str:
 def machine_info(device: str) -> dict[str, Any]:
     """What the figures were measured on: CPU, threads, GPU (on CUDA), torch and Python, date."""
     info: dict[str, Any] = {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
         "gpu": None,
         "torch": torch.__version__,
@@ -283,6 +285,20 @@ def machine_info(device: str) -> dict[str, Any]:
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def describe_machine(device: str | torch.device) -> str:
+    """One line naming what a benchmark ran on: CPU, cores, threads, GPU, torch, Python, load average."""
+    device = torch.device(device)
+    parts = [
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
+        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}",
+    ]
+    if device.type == "cuda":
+        parts.append(f"GPU: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})")
+    if hasattr(os, "getloadavg"):
+        parts.append("load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
+    return "; ".join(parts)
 
 
 def make_report(

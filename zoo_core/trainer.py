@@ -12,7 +12,6 @@ import math
 import signal
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_step
 class Trainer:
     """Train ``cfg.model`` on ``cfg.dataset`` into ``run_dir``; ``resume=True`` continues from its last.pt.
 
-    ``callbacks`` are plain objects with any of ``on_step_end(trainer)`` and ``on_epoch_end(trainer, metrics)``.
+    ``callbacks`` are plain objects with any of ``on_step_end(trainer)`` and
+    ``on_epoch_end(trainer, metrics)``.
     """
 
     def __init__(
@@ -301,7 +301,8 @@ class Trainer:
                 bar.close()
                 self.save()
                 raise TrainingInterrupted(
-                    f"Interrupted in epoch {self.epoch + 1}; state saved. Resume with: zoo train --resume {self.run_dir}"
+                    f"Interrupted in epoch {self.epoch + 1}; state saved. "
+                    f"Resume with: zoo train --resume {self.run_dir}"
                 )
         bar.close()
         if self.device.type == "cuda":

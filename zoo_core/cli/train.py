@@ -185,6 +185,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
     metrics = trainer.fit()
     if trainer.dist.is_main:
         click.echo(
-            f"Done: {cfg.model} on {cfg.dataset}, {metrics['epoch']} epochs, val_acc {metrics['val_acc']:.2%} "
-            f"(best {trainer.best_acc:.2%}) in {metrics['time_s']:.1f}s. Weights: {trainer.run_dir}/best.safetensors"
+            f"Done: {cfg.model} on {cfg.dataset}, {metrics['epoch']} epochs, "
+            f"val_acc {metrics['val_acc']:.2%} (best {trainer.best_acc:.2%}) in {metrics['time_s']:.1f}s. "
+            f"Weights: {trainer.run_dir}/best.safetensors"
         )

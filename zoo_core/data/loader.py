@@ -8,9 +8,11 @@ Randomness is a pure function of the seed, so a resumed run replays the same bat
 - the sample order of epoch ``e`` is ``randperm(N)`` from a generator seeded with ``mix(seed, e)``;
 - crop offsets and flips of batch ``b`` of epoch ``e`` on rank ``r`` come from a generator seeded with
   ``mix(seed, e, r, b)``, so ``iter_from(b)`` yields exactly what an uninterrupted epoch yields from ``b`` on.
-Sharding: the permutation is cut to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else
-padding it by wrapping around, as DistributedSampler does) and rank ``r`` takes every ``world_size``-th
-index from ``r``; every rank gets the same number of samples and batches.
+Sharding: rank ``r`` takes every ``world_size``-th index of the permutation from ``r``, so the union of the
+ranks' batch ``b`` is the global batch ``b`` of a single process. For training the permutation is first cut
+to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else padding it by wrapping around, as
+DistributedSampler does), so every rank takes the same number of steps; evaluation shards are not padded
+(they differ by at most one sample), so distributed metrics count every sample exactly once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def shard_order(
     rank: int,
     world_size: int,
     generator: torch.Generator,
+    pad: bool = True,
 ) -> torch.Tensor:
     """This rank's sample indices for one epoch, on the generator's device (see the module docstring)."""
     device = generator.device
@@ -55,15 +58,20 @@ def shard_order(
         order = torch.randperm(n, generator=generator, device=device)
     else:
         order = torch.arange(n, device=device)
+    if not (drop_last or pad):
+        return order[rank:n:world_size]
     total = shard_size(n, drop_last, world_size) * world_size
     if total > n:  # pad by wrapping around (repeatedly, for a tiny data set on many ranks)
         order = order.repeat(math.ceil(total / n))
     return order[rank:total:world_size]
 
 
-def shard_size(n: int, drop_last: bool, world_size: int) -> int:
-    """Samples per rank: the floor (drop the tail) or the ceiling (pad) of ``n / world_size``."""
-    return n // world_size if drop_last else math.ceil(n / world_size)
+def shard_size(n: int, drop_last: bool, world_size: int, rank: int = 0, pad: bool = True) -> int:
+    """Samples of ``rank``: the floor (drop the tail) or the ceiling (pad) of ``n / world_size``, or without
+    either, its exact share."""
+    if drop_last:
+        return n // world_size
+    return math.ceil(n / world_size) if pad else len(range(rank, n, world_size))
 
 
 class BatchTransform:
@@ -151,7 +159,8 @@ class _EpochLoader(abc.ABC):
             flip=flip,
             channels_last=channels_last,
         )
-        self.num_samples = shard_size(n, self.drop_last, world_size)
+        self.pad = train and not self.drop_last  # equal step counts matter only when training
+        self.num_samples = shard_size(n, self.drop_last, world_size, rank, self.pad)
         if self.drop_last:
             self._batches = self.num_samples // batch_size
         else:
@@ -188,6 +197,7 @@ class _EpochLoader(abc.ABC):
             rank=self.rank,
             world_size=self.world_size,
             generator=generator,
+            pad=self.pad,
         )
 
 
@@ -326,6 +336,7 @@ class StreamLoader(_EpochLoader):
             drop_last=self.drop_last,
             rank=rank,
             world_size=world_size,
+            pad=self.pad,
         )
         workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
         self._loader = torch.utils.data.DataLoader(

@@ -23,7 +23,7 @@ CIFAR10_RECIPE = {
     "flip": True,
 }
 MNIST_RECIPE = {
-    "epochs": 3,
+    "epochs": 4,
     "batch_size": 128,
     "optimizer": "adamw",
     "lr": 3e-3,
