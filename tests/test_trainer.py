@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
+import zoo_core
 from zoo_core.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,3 +167,78 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, run_zoo):
     result = run_zoo("train", "digits", "lenet", "--out", str(run))
     assert result.returncode == 2 and "--resume" in result.stderr
     assert (run / "last.pt").read_bytes() == b"precious"
+
+
+class NanAfter(torch.nn.Module):
+    """A linear classifier whose training outputs turn NaN after ``after`` forward passes."""
+
+    def __init__(self, num_classes: int, in_chans: int, after: int) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_chans * 32 * 32, num_classes))
+        self.after, self.calls = after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        if self.training:
+            self.calls += 1
+            if self.calls > self.after:
+                out = out * float("nan")
+        return out
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, catalog):
+    from click.testing import CliRunner
+
+    catalog.models.register(
+        "nan-after", lambda *, num_classes, in_chans=1, **kw: NanAfter(num_classes, in_chans, 30)
+    )
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli, ["train", "digits", "nan-after", "--epochs", "3", "--out", str(run), *FAST]
+    )
+    assert result.exit_code == 1
+    *progress, line = result.output.splitlines()
+    assert [p.split()[0] for p in progress] == ["epoch"]  # epoch 1's log line, then the error alone
+    assert line.startswith("Error: The training loss became nan in epoch 2")
+    assert f"The last good checkpoint in {run} is intact" in line
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_bf16_autocast_and_channels_last_train_on_the_cpu(tmp_path, catalog):
+    from click.testing import CliRunner
+
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "digits",
+        "lenet",
+        "--epochs",
+        "3",
+        "--precision",
+        "bf16",
+        "--channels-last",
+        "--out",
+        str(run),
+    ]
+    result = CliRunner().invoke(cli, [*args, *FAST])
+    assert result.exit_code == 0, result.output
+    last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["val_acc"] > 0.5  # chance is 0.1
+    config = json.loads((run / "config.json").read_text())
+    assert config["precision"] == "bf16" and config["channels_last"] is True
+
+
+@pytest.mark.slow
+def test_compiled_training_saves_plain_weights(tmp_path, catalog):
+    from click.testing import CliRunner
+
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli, ["train", "digits", "lenet", "--epochs", "1", "--compile", "--out", str(run), *FAST]
+    )
+    assert result.exit_code == 0, result.output
+    keys = weights(run).keys()
+    assert keys == zoo_core.create_model("lenet", num_classes=10, in_chans=1).state_dict().keys()

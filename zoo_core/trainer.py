@@ -114,6 +114,8 @@ class Trainer:
         dataset_entry = catalog.datasets.get(cfg.dataset)
         model_entry = catalog.models.get(cfg.model)
         self.cfg = cfg = cfg.with_recipe(dataset_entry.meta.get("recipe"))
+        if cfg.augs:  # check the specs now, before minutes of data loading; built for real below
+            build_augmentations(cfg.augs, num_classes=dataset_entry.meta.get("num_classes") or 2)
         device_type = resolve_device(cfg.device)
         self.dist = distributed.init_distributed(torch.device(device_type).type)
         self.device = distributed.device_for(device_type, self.dist)

@@ -118,7 +118,8 @@ def list_command(args: tuple[str, ...], as_json: bool) -> None:
         echo_json(out)
         return
     if args and not any(entries or namespaces for entries, namespaces in sections.values()):
-        click.echo(f"No {' or '.join(k + 's' for k in kinds)} match {' '.join(args)!r}.", err=True)
+        hint = suggest(args[0], KIND_ARGS) if len(kinds) > 1 else ""
+        click.echo(f"No {' or '.join(k + 's' for k in kinds)} match {' '.join(args)!r}.{hint}", err=True)
     for kind, (entries, namespaces) in sections.items():
         if not entries and not namespaces:
             continue
@@ -184,7 +185,9 @@ def describe(entry: Entry) -> dict[str, Any]:
         info["params"] = count_params(entry)
     try:
         signature = inspect.signature(entry.load())
-        info["arguments"] = [str(p) for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        info["arguments"] = [
+            str(p).replace("'", "") for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD
+        ]
     except (TypeError, ValueError):
         pass
     return info
@@ -209,7 +212,7 @@ def info_command(name: str, as_json: bool) -> None:
         if info["summary"]:
             click.echo(f"  {info['summary']}")
         for key, value in info.items():
-            if key in {"name", "kind", "summary"}:
+            if key in {"name", "kind", "summary"} or value in ([], "", None):
                 continue
             if isinstance(value, dict):
                 click.echo(f"  {key}:")
