@@ -242,3 +242,44 @@ def test_compiled_training_saves_plain_weights(tmp_path, catalog):
     assert result.exit_code == 0, result.output
     keys = weights(run).keys()
     assert keys == zoo_core.create_model("lenet", num_classes=10, in_chans=1).state_dict().keys()
+
+
+class StreamedDigits(torch.utils.data.Dataset):
+    """The digits as a map-style Dataset of (uint8 C×H×W, int): the path for data too large for memory."""
+
+    def __init__(self, split: str) -> None:
+        self.base = zoo_core.create_dataset("digits", split=split)
+        self.classes = self.base.classes
+
+    def __len__(self) -> int:
+        return len(self.base.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.base.images[i], int(self.base.labels[i])
+
+
+def test_a_streamed_dataset_trains_through_dataloader_workers(tmp_path, catalog):
+    from click.testing import CliRunner
+
+    catalog.datasets.register(
+        "streamed-digits", lambda *, root=None, split="train", **kw: StreamedDigits(split), num_classes=10
+    )
+    run = tmp_path / "run"
+    args = ["train", "streamed-digits", "lenet", "--epochs", "4", "--lr", "5e-3", "--optimizer", "adamw"]
+    result = CliRunner().invoke(cli, [*args, "--out", str(run), *FAST])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["val_acc"] > 0.5
+    with safe_open(str(run / "best.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["input_size"]) == [1, 32, 32]
+
+
+def test_resume_warns_about_options_it_ignores(tmp_path, run_zoo):
+    run = tmp_path / "run"
+    assert run_zoo("train", "digits", "lenet", "--epochs", "1", "--out", str(run), *FAST).returncode == 0
+    result = run_zoo("train", "--resume", str(run), "--epochs", "5", "--aug", "mixup")
+    assert result.returncode == 0
+    assert (
+        f"zoo: warning: --resume continues {run} with its saved settings; ignored: --aug --epochs"
+        in result.stderr
+    )
+    assert "has already finished (epochs: 1); nothing to do." in result.stderr

@@ -11,9 +11,12 @@ from typing import Any
 
 import click
 
-from zoo_core.cli.common import RegistryName
+from zoo_core.cli.common import RegistryName, warn
 from zoo_core.errors import BadInputError
 from zoo_core.train_config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+
+# what a resumed run may change: where it runs and where its data are
+RESUME_OPTIONS = {"resume", "device", "data_dir"}
 
 
 def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
@@ -138,6 +141,15 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             raise BadInputError(f"{run_dir} trains {cfg.model} on {cfg.dataset}, not {model} on {dataset}")
         cfg.device = opts["device"] if opts["device"] != "auto" else cfg.device
         cfg.data_dir = opts["data_dir"] or cfg.data_dir
+        ctx = click.get_current_context()
+        ignored = ["--aug"] * bool(augs) + [
+            f"--{name.rstrip('_').replace('_', '-')}"
+            for name in opts
+            if name not in RESUME_OPTIONS
+            and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if ignored:
+            warn(f"--resume continues {run_dir} with its saved settings; ignored: {' '.join(ignored)}")
     else:
         if not dataset or not model:
             raise click.UsageError("DATASET and MODEL are required (or --resume DIR|auto)")
@@ -180,7 +192,9 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             )
     trainer = Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty())
     if trainer.epoch >= trainer.cfg.epochs:
-        click.echo(f"{trainer.run_dir} has already finished its {trainer.cfg.epochs} epochs.", err=True)
+        click.echo(
+            f"{trainer.run_dir} has already finished (epochs: {trainer.cfg.epochs}); nothing to do.", err=True
+        )
         return
     metrics = trainer.fit()
     if trainer.dist.is_main:
