@@ -51,3 +51,21 @@ def test_unknown_command_is_one_line(invoke):
     result = invoke("trian")
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and result.output.startswith("Error: No such command 'trian'")
+
+
+def test_info_of_a_namespace_name_suggests_from_the_namespace(invoke):
+    result = invoke("info", "timm/resnt10t")
+    assert result.exit_code == 2
+    assert "Did you mean 'timm/resnet10t'?" in result.output
+
+
+def test_info_shows_where_the_builder_lives(invoke):
+    result = invoke("info", "timm/resnet10t", "--json")
+    assert json.loads(result.output)["builder"] == "zoo_plugins.models.timm_bridge:create('resnet10t')"
+    assert json.loads(invoke("info", "lenet", "--json").output)["builder"] == "zoo_plugins.models.lenet:lenet"
+
+
+def test_list_suggests_a_kind_for_a_typo(invoke):
+    result = invoke("list", "modles")
+    assert result.exit_code == 0
+    assert "No models or datasets or augmentations match 'modles'. Did you mean 'models'?" in result.output

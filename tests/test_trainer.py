@@ -62,7 +62,14 @@ def test_train_writes_a_complete_run_directory(tmp_path, catalog):
     config = json.loads((run / "config.json").read_text())
     assert config["dataset"] == "digits" and config["model"] == "lenet" and config["epochs"] == 2
     state = torch.load(run / "last.pt", weights_only=True)
-    assert state["epoch"] == 2 and set(state) >= {"model", "optimizer", "schedule", "scaler", "rng_cpu"}
+    assert state["epoch"] == 2 and set(state) >= {
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "rng_cpu",
+        "config",
+    }
     with safe_open(str(run / "best.safetensors"), "pt") as f:
         meta = f.metadata()
     assert meta["model"] == "lenet" and meta["dataset"] == "digits"

@@ -63,6 +63,17 @@ class Entry:
     plugin: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def target(self) -> str:
+        """Where the builder lives, for people: ``"pkg.module:function"`` (and the name in a namespace)."""
+        if isinstance(self.builder, str):
+            return self.builder
+        if isinstance(self.builder, partial) and self.builder.func is _build_in_namespace:
+            builder, inner = self.builder.args
+            target = builder if isinstance(builder, str) else getattr(builder, "__qualname__", repr(builder))
+            return f"{target}({inner!r})"
+        return f"{getattr(self.builder, '__module__', '?')}:{getattr(self.builder, '__qualname__', '?')}"
+
     def load(self) -> Callable[..., Any]:
         """The builder itself, importing its module on first use."""
         return resolve(self.builder)

@@ -161,6 +161,11 @@ def _find(catalog: Catalog, name: str) -> list[Entry]:
     for kind in KINDS:
         with contextlib.suppress(UnknownNameError):
             found.append(catalog.registry(kind).get(name))
+    prefix = name.lower().partition("/")[0]
+    if not found and "/" in name:  # a namespace name: its registry suggests from the namespace's names
+        for kind in KINDS:
+            if prefix in catalog.registry(kind).namespaces:
+                catalog.registry(kind).get(name)
     if not found:
         known = [n for kind in KINDS for n in catalog.registry(kind).names()]
         raise UnknownNameError(f"Unknown name {name!r}.{suggest(name, known)} (see: zoo list)")
@@ -179,8 +184,7 @@ def count_params(entry: Entry) -> int:
 
 def describe(entry: Entry) -> dict[str, Any]:
     info = entry_dict(entry)
-    builder = entry.builder if isinstance(entry.builder, str) else getattr(entry.builder, "__qualname__", "?")
-    info["builder"] = builder
+    info["builder"] = entry.target
     if entry.kind == "model":
         info["params"] = count_params(entry)
     try:
