@@ -290,3 +290,43 @@ def test_resume_warns_about_options_it_ignores(tmp_path, run_zoo):
         in result.stderr
     )
     assert "has already finished (epochs: 1); nothing to do." in result.stderr
+
+
+def test_headline_flow_train_cifar10_inception_cutmix_then_eval_and_predict(tmp_path, catalog):
+    """`zoo train cifar10 inception --aug cutmix` on tiny official-format batches, then `zoo eval` and
+    `zoo predict` on the run it wrote."""
+    from click.testing import CliRunner
+    from PIL import Image
+    from test_datasets_cifar10 import write_cifar
+
+    write_cifar(tmp_path / "data" / "cifar-10-batches-py")
+    run = tmp_path / "run"
+    runner = CliRunner()
+    train = ["train", "cifar10", "inception", "--aug", "cutmix:alpha=1.0,p=0.5", "--epochs", "2"]
+    result = runner.invoke(
+        cli, [*train, "--batch-size", "8", "--data-dir", str(tmp_path / "data"), "--out", str(run)]
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert (
+        config["augs"] == ["cutmix:alpha=1.0,p=0.5"]
+        and config["crop_padding"] == 4
+        and config["flip"] is True
+    )
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+    evaluation = runner.invoke(cli, ["eval", str(run), "--data-dir", str(tmp_path / "data"), "--json"])
+    assert evaluation.exit_code == 0, evaluation.output
+    assert json.loads(evaluation.output)["count"] == 6  # write_cifar's test batch
+
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "red.png")
+    prediction = runner.invoke(
+        cli, ["predict", str(run), str(tmp_path / "red.png"), "--top-k", "3", "--json"]
+    )
+    assert prediction.exit_code == 0, prediction.output
+    [row] = json.loads(prediction.output)
+    assert row["file"].endswith("red.png") and len(row["top"]) == 3
+    assert {t["class"] for t in row["top"]} <= set(
+        zoo_core.create_dataset("cifar10", root=tmp_path / "data").classes
+    )
+    assert row["top"][0]["prob"] >= row["top"][1]["prob"] >= row["top"][2]["prob"]

@@ -68,9 +68,11 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
     """Stepped once per optimizer step."""
-    if cfg.schedule == "onecycle":
+    if cfg.schedule == "onecycle" and total_steps >= 3:
+        # torch's OneCycleLR divides by the length of each phase: keep the warm-up at least two steps long
+        pct_start = max(0.25, 2 / total_steps)
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25
+            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=pct_start
         )
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
