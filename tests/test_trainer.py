@@ -74,7 +74,20 @@ def test_train_writes_a_complete_run_directory(tmp_path, catalog):
         meta = f.metadata()
     assert meta["model"] == "lenet" and meta["dataset"] == "digits"
     assert json.loads(meta["classes"]) == [str(i) for i in range(10)]
-    assert list(run.glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == {
+        "train/train_loss",
+        "train/lr",
+        "train/img_per_s",
+        "val/val_loss",
+        "val/val_acc",
+        "val/val_acc5",
+    }
+    assert [e.step for e in events.Scalars("val/val_acc")] == [1, 2]
+    assert events.Tags()["images"] == ["train/augmented_batch"]
     from zoo_core.checkpoint import load_model
 
     model, card = load_model(run / "best.safetensors")

@@ -10,11 +10,13 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from zoo_core.data.dataset import InMemoryDataset
 from zoo_core.data.root import default_cache_dir, resolve_data_root
@@ -185,12 +187,17 @@ def _decode_all(
     names = [f[0] for f in files]
     chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
     n_workers = min(workers or os.cpu_count() or 1, len(chunks))
-    if n_workers <= 1:
-        results = [decode_chunk(str(split_dir), chunk, size, channels) for chunk in chunks]
-    else:
-        with ProcessPoolExecutor(n_workers) as pool:
-            n = len(chunks)
-            results = list(pool.map(decode_chunk, [str(split_dir)] * n, chunks, [size] * n, [channels] * n))
+    n = len(chunks)
+    results = []
+    # disable=None: a bar on a terminal, silence in logs and tests
+    with (
+        tqdm(total=len(names), desc=f"decoding {split_dir}", unit="img", disable=None, leave=False) as bar,
+        ProcessPoolExecutor(n_workers) if n_workers > 1 else nullcontext() as pool,
+    ):
+        mapper = pool.map if pool is not None else map
+        for result in mapper(decode_chunk, [str(split_dir)] * n, chunks, [size] * n, [channels] * n):
+            results.append(result)
+            bar.update(len(result))
     arrays = [a for chunk in results for a, _ in chunk]
     errors = [e for chunk in results for _, e in chunk if e is not None]
     if channels is None and any(a is not None and a.ndim == 3 for a in arrays):
