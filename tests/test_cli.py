@@ -69,3 +69,15 @@ def test_list_suggests_a_kind_for_a_typo(invoke):
     result = invoke("list", "modles")
     assert result.exit_code == 0
     assert "No models or datasets or augmentations match 'modles'. Did you mean 'models'?" in result.output
+
+
+def test_registry_names_complete_in_the_shell(run_zoo):
+    def complete(line: str) -> list[str]:
+        words = line.split(" ")
+        env = {"_ZOO_COMPLETE": "bash_complete", "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1)}
+        result = run_zoo(env=env)
+        assert result.returncode == 0, result.stderr
+        return [item.split(",", 1)[1] for item in result.stdout.split()]
+
+    assert complete("zoo train ci") == ["cifar10"]
+    assert complete("zoo train cifar10 resnet") == ["resnet18", "resnet34", "resnet50"]
