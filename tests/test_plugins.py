@@ -129,3 +129,18 @@ def test_zoo_core_never_imports_zoo_plugins():
         if "zoo_plugins" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_zoo_check_passes_a_conforming_plugin(plugin_site, run_zoo):
+    result = run_zoo("check", "tiny", site=plugin_site, env=GOOD)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS  model tinynet: forward (195 params)" in result.stdout
+    assert result.stdout.splitlines()[-1] == "3 passed, 0 failed"
+
+
+def test_zoo_check_fails_a_broken_plugin_and_names_the_stage(plugin_site, run_zoo):
+    result = run_zoo("check", "raiser", site=plugin_site)
+    assert result.returncode == 1
+    assert "FAIL  plugin raiser: register_models (RuntimeError: raiser's hook exploded)" in result.stdout
+    unknown = run_zoo("check", "nope", site=plugin_site)
+    assert unknown.returncode == 2 and "No plugin 'nope' is installed" in unknown.stderr
