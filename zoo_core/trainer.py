@@ -21,6 +21,7 @@ from torch import nn
 
 from zoo_core import checkpoint, distributed
 from zoo_core.catalog import get_catalog
+from zoo_core.device import resolve_device
 from zoo_core.errors import BadInputError, ZooError
 from zoo_core.train_config import TrainConfig
 from zoo_core.training_log import TrainingLog
@@ -109,7 +110,6 @@ class Trainer:
 
     def setup(self, cfg: TrainConfig) -> None:
         from zoo_core.augment import build_augmentations
-        from zoo_core.cli.common import resolve_device
         from zoo_core.data.loader import make_loader
 
         catalog = get_catalog()

@@ -10,7 +10,7 @@ from zoo_core.errors import BadInputError
 
 
 def _device(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    from zoo_core.cli.common import resolve_device
+    from zoo_core.device import resolve_device
 
     try:
         return resolve_device(value)

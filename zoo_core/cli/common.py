@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from zoo_core.errors import BadInputError, ZooError
+from zoo_core.errors import ZooError
 
 
 class RegistryName(click.ParamType):
@@ -35,17 +35,6 @@ class RegistryName(click.ParamType):
         registry = self._registry()
         pattern = incomplete.lower() + "*"
         return [CompletionItem(name, help=registry.get(name).summary) for name in registry.names(pattern)]
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → cuda when available else cpu; ``cuda`` without CUDA is a bad-input error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError("--device cuda was asked for, but CUDA is not available on this machine")
-    return device
 
 
 def echo_json(data: Any) -> None:

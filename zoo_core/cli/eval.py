@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from zoo_core.cli.common import RegistryName, echo_json, resolve_device
+from zoo_core.cli.common import RegistryName, echo_json
+from zoo_core.device import resolve_device
 from zoo_core.errors import BadInputError
 
 

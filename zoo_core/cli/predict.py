@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from zoo_core.cli.common import echo_json, resolve_device
+from zoo_core.cli.common import echo_json
+from zoo_core.device import resolve_device
 from zoo_core.errors import BadInputError
 
 CHUNK = 64  # images read and classified together: bounded memory for any number of files
