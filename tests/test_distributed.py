@@ -67,3 +67,53 @@ def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
         torch.testing.assert_close(rank0[key], one[key], rtol=1e-4, atol=1e-5)
     # only rank 0 wrote the run directory's files
     assert (tmp_path / "two" / "run" / "metrics.jsonl").read_text().count("\n") == 1
+
+
+INTERRUPTED_WORKER = """
+import os, signal, sys
+from pathlib import Path
+from zoo_core.errors import ZooError
+from zoo_core.trainer import Trainer
+from zoo_core.train_config import TrainConfig
+
+class CtrlCOnRankOne:
+    def on_step_end(self, trainer):
+        if trainer.step == 7 and os.environ["RANK"] == "1":
+            os.kill(os.getpid(), signal.SIGINT)
+
+cfg = TrainConfig(dataset="digits", model="lenet", epochs=2, batch_size=64, device="cpu", tensorboard=False,
+                  log_every=5)
+try:
+    Trainer(cfg, Path(sys.argv[1]), callbacks=[CtrlCOnRankOne()]).fit()
+except ZooError as exc:
+    print(f"rank {os.environ['RANK']}: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_one_rank_stops_all_ranks_at_the_same_step(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(INTERRUPTED_WORKER)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            str(tmp_path / "run"),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "rank 0: Interrupted in epoch 1; state saved." in result.stderr
+    assert "rank 1: Interrupted in epoch 1; state saved." in result.stderr
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["step"] == 10 and state["batch_in_epoch"] == 10  # the first logging point after the signal

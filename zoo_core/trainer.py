@@ -181,7 +181,8 @@ class Trainer:
         self.autocast_dtype, use_scaler = pick_precision(cfg.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         # compile first, then wrap for DDP (the order torch recommends)
-        forward = torch.compile(model) if cfg.compile else model
+        self.compiled = torch.compile(model) if cfg.compile else model  # also used, without DDP, to evaluate
+        forward = self.compiled
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             forward = nn.parallel.DistributedDataParallel(forward, device_ids=ids)
@@ -292,11 +293,14 @@ class Trainer:
             self.batch_in_epoch += 1
             bar.update(1)
             self._call("on_step_end")
+            # Ranks must stop at the same step, or one waits forever in the next all-reduce: under DDP a
+            # Ctrl-C (and a NaN) takes effect at logging points, where all ranks agree; alone, at once.
+            stop = self._stop_requested and not self.dist.enabled
             if self.step % self.cfg.log_every == 0:  # a logging point: the one place we wait for the device
-                value = loss.item()
+                value, stop = self.log_point(loss)
                 self.check_finite(value)
                 bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
-            if self._stop_requested:
+            if stop:
                 self.partial = {
                     "loss_sum": self.partial["loss_sum"] + float(loss_sum),
                     "seen": self.partial["seen"] + seen,
@@ -323,6 +327,12 @@ class Trainer:
         self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}
         return mean_loss, float(totals[1]) / seconds, seconds
 
+    def log_point(self, loss: torch.Tensor) -> tuple[float, bool]:
+        """The loss averaged over ranks, and whether any rank was asked to stop (one all-reduce)."""
+        packed = torch.stack([loss.float(), torch.tensor(float(self._stop_requested), device=loss.device)])
+        value, stops = distributed.all_reduce_sum(packed).tolist()
+        return value / self.dist.world_size, stops > 0
+
     def check_finite(self, value: float) -> None:
         if not math.isfinite(value):
             raise TrainingDiverged(
@@ -335,7 +345,7 @@ class Trainer:
 
         self.test_loader.set_epoch(0)
         return evaluate(
-            self.model,
+            self.compiled,  # not the DDP wrapper: evaluation shards may differ in length by one batch
             self.test_loader.iter_from(0),
             num_classes=len(self.classes),
             autocast_dtype=self.autocast_dtype,
