@@ -62,6 +62,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, catalog):
     config = json.loads((run / "config.json").read_text())
     assert config["dataset"] == "digits" and config["model"] == "lenet" and config["epochs"] == 2
     state = torch.load(run / "last.pt", weights_only=True)
+    assert state["best_acc"] == max(m["val_acc"] for m in lines)
     assert state["epoch"] == 2 and set(state) >= {
         "model",
         "optimizer",

@@ -174,7 +174,7 @@ class Trainer:
         model = model_entry.build(**self.model_kwargs).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        self.model = model  # the plain module: checkpoints, optimizer and evaluation use it
+        self.model = model  # the plain module: checkpoints and the optimizer use it
         self.optimizer = make_optimizer(model, cfg)
         self.total_steps = cfg.epochs * len(self.train_loader)
         self.schedule = make_schedule(self.optimizer, cfg, self.total_steps)
@@ -234,10 +234,14 @@ class Trainer:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)
 
     def save(self, val_acc: float | None = None) -> None:
-        """last.pt (everything to resume), model.safetensors (latest weights), best.safetensors."""
+        """best.safetensors (when ``val_acc`` is a new best), model.safetensors, then last.pt.
+
+        last.pt goes last: it is the commit point. A crash before it resumes from the previous state and
+        replays the epoch, which writes the same files again.
+        """
         if not self.dist.is_main:
             return
-        checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, self.state())
+        is_best = val_acc is not None and val_acc > self.best_acc
         card = dict(
             model_name=self.cfg.model,
             model_kwargs=self.model_kwargs,
@@ -247,10 +251,11 @@ class Trainer:
             std=self.std,
             input_size=self.input_size,
         )
-        checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.model, **card)
-        if val_acc is not None and val_acc > self.best_acc:
-            self.best_acc = val_acc
+        if is_best:
             checkpoint.save_weights(self.run_dir / checkpoint.BEST_WEIGHTS, self.model, **card)
+            self.best_acc = val_acc
+        checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.model, **card)
+        checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, self.state())
 
     # -- training -------------------------------------------------------------------------------------
 
