@@ -27,6 +27,27 @@ torch.save(trainer.model.state_dict(), Path(sys.argv[1]) / f"rank{os.environ.get
 """
 
 
+def torchrun(script: Path, out: Path) -> subprocess.CompletedProcess:
+    """``script out`` in two CPU processes under torchrun (gloo), one thread each."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            str(out),
+        ],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
     script = tmp_path / "worker.py"
@@ -41,23 +62,7 @@ def test_two_gloo_ranks_match_each_other_and_one_process(tmp_path):
         timeout=300,
     )
     assert single.returncode == 0, single.stderr
-    ddp = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            str(script),
-            str(tmp_path / "two"),
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ddp = torchrun(script, tmp_path / "two")
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     rank0 = torch.load(tmp_path / "two" / "rank0.pt", weights_only=True)
     rank1 = torch.load(tmp_path / "two" / "rank1.pt", weights_only=True)
@@ -95,23 +100,7 @@ except ZooError as exc:
 def test_ctrl_c_on_one_rank_stops_all_ranks_at_the_same_step(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(INTERRUPTED_WORKER)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            str(script),
-            str(tmp_path / "run"),
-        ],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = torchrun(script, tmp_path / "run")
     assert result.returncode != 0
     assert "rank 0: Interrupted in epoch 1; state saved." in result.stderr
     assert "rank 1: Interrupted in epoch 1; state saved." in result.stderr

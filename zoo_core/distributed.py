@@ -61,11 +61,6 @@ def broadcast_object(obj: Any) -> Any:
     return holder[0]
 
 
-def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

@@ -16,17 +16,6 @@ from tqdm import tqdm
 from zoo_core.train_config import TrainConfig
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class TrainingLog:
     def __init__(self, run_dir: Path, cfg: TrainConfig, *, enabled: bool, interactive: bool) -> None:
         self.run_dir, self.cfg, self.enabled, self.interactive = run_dir, cfg, enabled, interactive
@@ -37,8 +26,6 @@ class TrainingLog:
             self.writer = SummaryWriter(log_dir=str(run_dir))
 
     def progress(self, *, total: int, initial: int, epoch: int) -> Any:
-        if not (self.enabled and self.interactive):
-            return _NoBar()
         return tqdm(
             total=total,
             initial=initial,
@@ -47,6 +34,7 @@ class TrainingLog:
             leave=False,
             dynamic_ncols=True,
             file=sys.stderr,
+            disable=not (self.enabled and self.interactive),
         )
 
     def image_batch(self, x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -43,7 +42,3 @@ def echo_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     click.echo(f"zoo: warning: {message}", err=True)
-
-
-def is_terminal() -> bool:
-    return sys.stderr.isatty()

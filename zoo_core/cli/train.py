@@ -132,6 +132,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
       zoo train cifar10 resnet18 --aug 'mixup|cutmix' --device cuda --channels-last --compile
       zoo train --resume runs/20260101-120000-cifar10-resnet18
     """
+    from zoo_core import distributed
     from zoo_core.trainer import Trainer
 
     if opts["resume"]:
@@ -190,7 +191,14 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             raise BadInputError(
                 f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out"
             )
-    trainer = Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty())
+    try:
+        fit_and_report(Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty()))
+    finally:
+        distributed.cleanup()  # leave the torchrun process group, whether the run ended or failed
+
+
+def fit_and_report(trainer: Any) -> None:
+    """Run the remaining epochs (none when the run is complete) and say where the weights are."""
     if trainer.epoch >= trainer.cfg.epochs:
         click.echo(
             f"{trainer.run_dir} has already finished (epochs: {trainer.cfg.epochs}); nothing to do.", err=True
@@ -198,6 +206,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
         return
     metrics = trainer.fit()
     if trainer.dist.is_main:
+        cfg = trainer.cfg
         click.echo(
             f"Done: {cfg.model} on {cfg.dataset}, {metrics['epoch']} epochs, "
             f"val_acc {metrics['val_acc']:.2%} (best {trainer.best_acc:.2%}) in {metrics['time_s']:.1f}s. "
