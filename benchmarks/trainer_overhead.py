@@ -20,8 +20,8 @@ import torch.nn.functional as F
 import zoo_core
 from zoo_core.bench import describe_machine
 from zoo_core.data.loader import DeviceLoader
-from zoo_core.train_config import TrainConfig
-from zoo_core.trainer import Trainer
+from zoo_core.train.config import TrainConfig
+from zoo_core.train.trainer import Trainer
 
 
 def config(args: argparse.Namespace) -> TrainConfig:

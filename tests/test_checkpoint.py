@@ -13,8 +13,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 import zoo_core
-from zoo_core import checkpoint
-from zoo_core.checkpoint import (
+from zoo_core.errors import BadInputError, ZooError
+from zoo_core.train import checkpoint
+from zoo_core.train.checkpoint import (
     ModelCard,
     load_model,
     load_state,
@@ -23,7 +24,6 @@ from zoo_core.checkpoint import (
     save_state,
     save_weights,
 )
-from zoo_core.errors import BadInputError, ZooError
 
 CLASSES = ["zero", "one", "two"]
 

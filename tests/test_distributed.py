@@ -16,8 +16,8 @@ WORKER = """
 import os, sys
 from pathlib import Path
 import torch
-from zoo_core.trainer import Trainer
-from zoo_core.train_config import TrainConfig
+from zoo_core.train.trainer import Trainer
+from zoo_core.train.config import TrainConfig
 
 cfg = TrainConfig(dataset="digits", model="lenet", epochs=1, batch_size=64, crop_padding=0, flip=False,
                   device="cpu", tensorboard=False, seed=3)
@@ -78,8 +78,8 @@ INTERRUPTED_WORKER = """
 import os, signal, sys
 from pathlib import Path
 from zoo_core.errors import ZooError
-from zoo_core.trainer import Trainer
-from zoo_core.train_config import TrainConfig
+from zoo_core.train.trainer import Trainer
+from zoo_core.train.config import TrainConfig
 
 class CtrlCOnRankOne:
     def on_step_end(self, trainer):

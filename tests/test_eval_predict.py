@@ -15,13 +15,13 @@ from click.testing import CliRunner
 from PIL import Image
 from torch import nn
 
-from zoo_core.checkpoint import save_weights
 from zoo_core.cli import cli
 from zoo_core.confusion import format_confusion, save_confusion_png
 from zoo_core.data.dataset import InMemoryDataset
 from zoo_core.errors import BadInputError, ZooError
-from zoo_core.evaluate import evaluate
 from zoo_core.images import read_image, read_images
+from zoo_core.train.checkpoint import save_weights
+from zoo_core.train.evaluate import evaluate
 
 # -- evaluate() ---------------------------------------------------------------------------------------------
 

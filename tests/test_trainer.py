@@ -89,7 +89,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, catalog):
     }
     assert [e.step for e in events.Scalars("val/val_acc")] == [1, 2]
     assert events.Tags()["images"] == ["train/augmented_batch"]
-    from zoo_core.checkpoint import load_model
+    from zoo_core.train.checkpoint import load_model
 
     model, card = load_model(run / "best.safetensors")
     assert not model.training
@@ -101,8 +101,8 @@ INTERRUPTED_RUN = """
 import os, signal, sys
 from pathlib import Path
 from zoo_core.errors import ZooError
-from zoo_core.trainer import Trainer
-from zoo_core.train_config import TrainConfig
+from zoo_core.train.trainer import Trainer
+from zoo_core.train.config import TrainConfig
 
 class SignalAt:
     def on_step_end(self, trainer):

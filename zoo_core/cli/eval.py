@@ -55,10 +55,10 @@ def eval_command(
       zoo eval runs/20250101-120000-cifar10-resnet18/best.safetensors --data-dir DATA --json
     """
     from zoo_core import create_dataset
-    from zoo_core.checkpoint import load_model, resolve_checkpoint
     from zoo_core.confusion import format_confusion, save_confusion_png
     from zoo_core.data.loader import make_loader
-    from zoo_core.evaluate import evaluate
+    from zoo_core.train.checkpoint import load_model, resolve_checkpoint
+    from zoo_core.train.evaluate import evaluate
 
     device = resolve_device(device)
     weights = resolve_checkpoint(checkpoint)

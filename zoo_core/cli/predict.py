@@ -41,8 +41,8 @@ def predict_command(
     """
     import torch
 
-    from zoo_core.checkpoint import load_model, resolve_checkpoint
     from zoo_core.images import read_images
+    from zoo_core.train.checkpoint import load_model, resolve_checkpoint
 
     for image in images:  # before the model loads: a typo should fail fast
         if not image.is_file():

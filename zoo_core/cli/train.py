@@ -13,7 +13,7 @@ import click
 
 from zoo_core.cli.common import RegistryName, warn
 from zoo_core.errors import BadInputError
-from zoo_core.train_config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from zoo_core.train.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 
 # what a resumed run may change: where it runs and where its data are
 RESUME_OPTIONS = {"resume", "device", "data_dir"}
@@ -133,7 +133,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
       zoo train --resume runs/20260101-120000-cifar10-resnet18
     """
     from zoo_core import distributed
-    from zoo_core.trainer import Trainer
+    from zoo_core.train.trainer import Trainer
 
     if opts["resume"]:
         run_dir = find_run(opts["resume"], dataset, model)

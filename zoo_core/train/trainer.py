@@ -19,12 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core import checkpoint, distributed
+from zoo_core import distributed
 from zoo_core.catalog import get_catalog
 from zoo_core.device import resolve_device
 from zoo_core.errors import BadInputError, ZooError
-from zoo_core.train_config import TrainConfig
-from zoo_core.training_log import TrainingLog
+from zoo_core.train import checkpoint
+from zoo_core.train.config import TrainConfig
+from zoo_core.train.log import TrainingLog
 
 
 class TrainingDiverged(ZooError):
@@ -346,7 +347,7 @@ class Trainer:
             )
 
     def evaluate(self) -> Any:
-        from zoo_core.evaluate import evaluate
+        from zoo_core.train.evaluate import evaluate
 
         self.test_loader.set_epoch(0)
         return evaluate(

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from zoo_core.train_config import TrainConfig
+from zoo_core.train.config import TrainConfig
 
 
 class TrainingLog:

@@ -1,0 +1,6 @@
+"""Training: the Trainer's loop and the pieces it is made of, one module each.
+
+``config`` (TrainConfig and the recipe), ``trainer`` (the loop), ``checkpoint`` (weights and training state),
+``evaluate`` (top-1/top-5 over a loader), ``log`` (progress, metrics.jsonl, TensorBoard). Importing this
+package imports no torch: ``zoo --help`` reads the config module's option lists.
+"""
