@@ -1,24 +1,20 @@
-"""Model speed benchmarks: images per second for inference and training steps on one device, with the
-parameter count and forward FLOPs, reported as a markdown table or JSON that names the machine.
+"""Model speed: images per second for inference and training steps on one device, with the parameter
+count, forward FLOPs, the TFLOP/s reached and, on a known GPU, the share of its peak (MFU).
 
 Method (after timm's benchmark.py): random input of the model's registered size on the device, ``warmup``
 untimed steps, then ``runs`` timed steps with the device synchronised after each; the median step time
 gives img/s. A CUDA out-of-memory error retries at half the batch; any other failure becomes the row's
-``error`` rather than stopping the run.
+``error`` rather than stopping the run. With ``compile`` the model goes through ``torch.compile`` and the
+compilation falls in the (at least one) warm-up step.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,13 +22,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from zoo_core.bench.peaks import achieved_tflops, mfu, peak_tflops
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError
 from zoo_core.plugins import one_line
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODES = ("infer", "train")
-REPORT_SUFFIXES = (".md", ".json")
 FLOPS_SIZE = 32  # FLOPs are reported at 32×32 for every model, so the column compares like with like
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -48,12 +44,14 @@ def resolve_precision(precision: str, device: str) -> str:
     return "fp32"
 
 
-def count_flops(model: nn.Module, in_chans: int, size: int = FLOPS_SIZE) -> int:
-    """Forward FLOPs of one image at ``size``×``size`` (a multiply-add counts 2, as torch counts them)."""
+def count_flops(model: nn.Module, in_chans: int, size: int | tuple[int, int] = FLOPS_SIZE) -> int:
+    """Forward FLOPs of one image at ``size`` (an int for a square, or (H, W)); a multiply-add counts 2,
+    as torch.utils.flop_counter counts them."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    height, width = (size, size) if isinstance(size, int) else size
     param = next(model.parameters())
-    x = torch.randn(1, in_chans, size, size, device=param.device, dtype=param.dtype)
+    x = torch.randn(1, in_chans, height, width, device=param.device, dtype=param.dtype)
     was_training = model.training
     model.eval()
     try:
@@ -130,6 +128,14 @@ def _time_steps(
     return statistics.median(times)
 
 
+def gpu_name(device: str | torch.device) -> str | None:
+    """The GPU's name on a CUDA device, else None."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_name(device)
+
+
 def benchmark_model(
     name: str,
     *,
@@ -137,23 +143,31 @@ def benchmark_model(
     batch_size: int = 64,
     precision: str = "auto",
     channels_last: bool = False,
+    compile: bool = False,
     warmup: int = 3,
     runs: int = 10,
     mode: str = "infer",
 ) -> dict[str, Any]:
-    """Benchmark one registered model in one mode; returns a row whose ``error`` is None on success."""
+    """Benchmark one registered model in one mode; returns a row whose ``error`` is None on success.
+
+    ``gflops`` is the forward pass of one image at 32×32 (comparable across models); ``tflops`` is what
+    the timed steps reached at the model's own input size (×3 for a training step) and ``mfu`` its share
+    of the GPU's dense peak for the precision (None off the known GPUs, see zoo_core.bench.peaks)."""
     row: dict[str, Any] = {
         "model": name,
         "mode": mode,
         "device": device,
         "precision": precision,
         "channels_last": channels_last,
+        "compile": compile,
         "batch_size": batch_size,
         "input_size": None,
         "params": None,
         "gflops": None,
         "step_ms": None,
         "img_per_s": None,
+        "tflops": None,
+        "mfu": None,
         "error": None,
     }
     model = None
@@ -174,6 +188,21 @@ def benchmark_model(
             row["gflops"] = count_flops(model, input_size[0]) / 1e9
         except Exception:  # a model that cannot run at 32×32 (e.g. a fixed-size ViT) still gets timed
             row["gflops"] = None
+        try:
+            own_size = tuple(input_size[1:])
+            flops = (
+                row["gflops"] * 1e9
+                if own_size == (FLOPS_SIZE, FLOPS_SIZE) and row["gflops"] is not None
+                else count_flops(model, input_size[0], own_size)
+            )
+        except Exception:
+            flops = None
+        if compile:
+            # models share blocks' code objects: start afresh, or dynamo's recompile limit sends later
+            # models to eager mode without a word
+            torch._dynamo.reset()
+            model = torch.compile(model)
+            warmup = max(warmup, 1)  # the compilation happens in the first step: never time it
         while True:
             try:
                 seconds = _time_steps(
@@ -198,6 +227,10 @@ def benchmark_model(
             torch.cuda.empty_cache()
         row["step_ms"] = seconds * 1e3
         row["img_per_s"] = batch_size / seconds
+        if flops is not None:
+            row["tflops"] = achieved_tflops(flops, row["img_per_s"], mode)
+            tf32 = torch.backends.cudnn.allow_tf32  # fp32 convolutions run as TF32 unless this is off
+            row["mfu"] = mfu(row["tflops"], peak_tflops(gpu_name(dev), precision, tf32=tf32))
     except Exception as exc:
         row["error"] = one_line(exc)
     finally:
@@ -229,12 +262,15 @@ def run_bench(
     batch_size: int = 64,
     precision: str = "auto",
     channels_last: bool = False,
+    compile: bool = False,
     warmup: int = 3,
     runs: int = 10,
     modes: Iterable[str] = MODES,
     progress: bool = True,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Benchmark every model matching ``patterns`` in each of ``modes``; one row per model and mode."""
+    """Benchmark every model matching ``patterns`` in each of ``modes``; one row per model and mode.
+    ``on_row`` is called with each row as it completes (to print or save partial results)."""
     modes = list(modes)
     for mode in modes:
         if mode not in MODES:
@@ -245,139 +281,18 @@ def run_bench(
     with tqdm(jobs, desc="bench", unit="run", file=sys.stderr, disable=not progress) as bar:
         for name, mode in bar:
             bar.set_postfix_str(f"{name} {mode}")
-            rows.append(
-                benchmark_model(
-                    name,
-                    device=device,
-                    batch_size=batch_size,
-                    precision=precision,
-                    channels_last=channels_last,
-                    warmup=warmup,
-                    runs=runs,
-                    mode=mode,
-                )
+            row = benchmark_model(
+                name,
+                device=device,
+                batch_size=batch_size,
+                precision=precision,
+                channels_last=channels_last,
+                compile=compile,
+                warmup=warmup,
+                runs=runs,
+                mode=mode,
             )
+            rows.append(row)
+            if on_row is not None:
+                on_row(row)
     return rows
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info(device: str) -> dict[str, Any]:
-    """What the figures were measured on: CPU, threads, GPU (on CUDA), torch and Python, date."""
-    info: dict[str, Any] = {
-        "cpu": cpu_name(),
-        "cpu_threads": torch.get_num_threads(),
-        "gpu": None,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if torch.device(device).type == "cuda" and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
-
-
-def describe_machine(device: str | torch.device) -> str:
-    """One line naming what a benchmark ran on: CPU, cores, threads, GPU, torch, Python, load average."""
-    device = torch.device(device)
-    parts = [
-        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
-        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}",
-    ]
-    if device.type == "cuda":
-        parts.append(f"GPU: {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})")
-    if hasattr(os, "getloadavg"):
-        parts.append("load average: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
-    return "; ".join(parts)
-
-
-def make_report(
-    rows: list[dict[str, Any]],
-    *,
-    device: str,
-    batch_size: int,
-    precision: str,
-    channels_last: bool,
-    warmup: int,
-    runs: int,
-) -> dict[str, Any]:
-    """The JSON document: the machine, the settings the rows were measured with, one row per run."""
-    settings = {
-        "device": device,
-        "batch_size": batch_size,
-        "precision": resolve_precision(precision, device),
-        "channels_last": channels_last,
-        "warmup": warmup,
-        "runs": runs,
-    }
-    return {"machine": machine_info(device), "settings": settings, "results": rows}
-
-
-def _fmt_rate(row: dict[str, Any] | None) -> str:
-    if row is None or row["img_per_s"] is None:
-        return "—"
-    return f"{row['img_per_s']:,.1f}"
-
-
-def format_markdown(report: dict[str, Any]) -> str:
-    """A markdown page: the machine and settings, then one table row per model."""
-    machine, settings = report["machine"], report["settings"]
-    lines = [
-        "# zoo bench",
-        "",
-        f"- Machine: {machine['cpu']} ({machine['cpu_threads']} torch threads)"
-        + (f", GPU {machine['gpu']}" if machine["gpu"] else ""),
-        f"- torch {machine['torch']}, Python {machine['python']}, {machine['platform']}",
-        f"- Date: {machine['date']}",
-        f"- Settings: device {settings['device']}, precision {settings['precision']}, "
-        f"batch size {settings['batch_size']}, channels_last {'yes' if settings['channels_last'] else 'no'}, "
-        f"{settings['warmup']} warm-up and {settings['runs']} timed steps (median)",
-        "- img/s = batch size / median step time, at each model's registered input size; a train step is "
-        "forward, cross-entropy, backward and an SGD update.",
-        f"- GFLOPs: forward pass of one image at {FLOPS_SIZE}×{FLOPS_SIZE}, counted by "
-        "torch.utils.flop_counter (one multiply-add = 2 FLOPs).",
-        "",
-        "| model | input | params | GFLOPs | infer img/s | train img/s | notes |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    by_model: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in report["results"]:
-        by_model.setdefault(row["model"], {})[row["mode"]] = row
-    for name, rows in by_model.items():
-        first = next(iter(rows.values()))
-        size = "×".join(str(v) for v in first["input_size"]) if first["input_size"] else "—"
-        params = next((f"{r['params']:,}" for r in rows.values() if r["params"] is not None), "—")
-        gflops = next((f"{r['gflops']:.3g}" for r in rows.values() if r["gflops"] is not None), "—")
-        notes = []
-        for mode, row in rows.items():
-            if row["error"]:
-                notes.append(f"{mode}: {row['error']}".replace("|", "\\|"))
-            elif row["batch_size"] != settings["batch_size"]:
-                notes.append(f"{mode}: batch {row['batch_size']} after out-of-memory")
-        lines.append(
-            f"| {name} | {size} | {params} | {gflops} | {_fmt_rate(rows.get('infer'))} "
-            f"| {_fmt_rate(rows.get('train'))} | {'; '.join(notes)} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_report(report: dict[str, Any], path: Path) -> None:
-    """Write ``report`` as markdown (``.md``) or JSON (``.json``), chosen by the file's suffix."""
-    path = Path(path)
-    if path.suffix not in REPORT_SUFFIXES:
-        raise BadInputError(f"Cannot write {path}: the report file must end in .md or .json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".json":
-        path.write_text(json.dumps(report, indent=2) + "\n")
-    else:
-        path.write_text(format_markdown(report))

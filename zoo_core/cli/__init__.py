@@ -32,7 +32,7 @@ SHORT_HELP = {
     "train": "Train MODEL on DATASET.",
     "eval": "Evaluate a checkpoint: top-1/top-5, per class, confusion matrix.",
     "predict": "Classify image files with a checkpoint.",
-    "bench": "Benchmark model speed (img/s) on a device.",
+    "bench": "Benchmark model speed (img/s, MFU), or with --accuracy what models reach.",
     "export": "Write a data set as an ImageFolder tree of PNG files.",
 }
 
