@@ -1,6 +1,8 @@
-"""``zoo check PLUGIN``: conformance checks of one plugin's entries."""
+"""``zoo check PLUGIN``: the conformance checks of one plugin's entries, as ``zoo_core.testing`` runs them."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -10,25 +12,35 @@ from zoo_core.cli.common import echo_json
 
 @click.command("check")
 @click.argument("plugin")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the data sets' files are (default: $ZOO_DATA, else ~/.cache/zoo); without them, "
+    "their split checks are skipped.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def check_command(plugin: str, as_json: bool) -> None:
-    """Check that PLUGIN's entries honour zoo's contracts: metadata present, builders import, models
-    give (N, num_classes) logits and match their declared parameter count, batch augmentations keep shapes,
-    give soft targets that sum to 1 and repeat for the same seed. Exits 1 if any check fails.
+def check_command(plugin: str, data_dir: Path | None, as_json: bool) -> None:
+    """Check that PLUGIN's entries honour zoo's contracts, exactly as zoo_core.testing does.
 
+    \b
+    models         metadata, builder import, declared params and input_size against the built
+                   module, logits at 10/100 classes and 1/3 channels, backward, channels_last,
+                   eval determinism, safetensors round trip
+    data sets      both splits built: dtypes, shapes, label range, declared metadata, same
+                   classes in both, one batch through the training loader
+    augmentations  shape kept, targets (soft ones summing to 1), batches of 1/7/8, seeded
+                   repeat, CUDA when there is a device
+
+    Prints a table with the reason for every failure; exits 1 if any check fails, else 0.
     PLUGIN is an entry-point name from `zoo plugins` (e.g. builtin.models).
     """
-    from zoo_core.conformance import check_plugin
+    from zoo_core.conformance import check_plugin, format_table
 
-    checks = list(check_plugin(get_catalog(), plugin))
-    failed = [c for c in checks if not c.ok]
+    checks = list(check_plugin(get_catalog(), plugin, root=data_dir))
     if as_json:
-        echo_json([c.__dict__ for c in checks])
+        echo_json([c.to_dict() for c in checks])
     else:
-        for c in checks:
-            click.echo(
-                f"{'PASS' if c.ok else 'FAIL'}  {c.entry}: {c.check}" + (f" ({c.detail})" if c.detail else "")
-            )
-        click.echo(f"{len(checks) - len(failed)} passed, {len(failed)} failed")
-    if failed:
+        click.echo(format_table(checks))
+    if any(not c.ok for c in checks):
         click.get_current_context().exit(1)

@@ -1,0 +1,288 @@
+"""The contracts between zoo and the entries plugins register, defined once.
+
+The code that uses an entry (the Trainer, the loaders, ``zoo eval``, ``zoo bench``) and the code that checks
+one (``zoo check``, ``zoo_core.testing``) both call these functions, so an entry that passes the checks is an
+entry that trains. DESIGN.md states the same contracts in words:
+
+- **Model**: ``builder(*, num_classes, in_chans=3, **kwargs) -> nn.Module``; float (N, C, H, W) in, logits
+  (N, num_classes) out. Its registered ``input_size`` is what it is fed; a module may state its own
+  ``input_size`` attribute, which must then agree.
+- **Data set**: ``builder(*, root, split, **kwargs)`` returns an object with ``classes`` (list of str) and
+  either *in memory* — ``images`` uint8 N×C×H×W and ``labels`` int64 (N,) tensors, nothing else promised
+  (no ``__getitem__``) — or *streamed* — ``__len__`` and ``__getitem__(i) -> (uint8 C×H×W tensor, int)``.
+  Its input size comes from the data set (an ``input_size`` attribute, else the in-memory images), else the
+  registry metadata, else the first streamed sample: never by indexing what does not promise indexing.
+- **Batch augmentation**: ``builder(*, num_classes, **options)`` returns ``aug(x, y, generator=None)``;
+  ``x`` float (N, C, H, W) keeps its shape, ``y`` int64 labels (N,) or soft targets (N, num_classes) whose
+  rows sum to 1 come back as either.
+
+Functions raise ``ContractError`` (exit 1: the plugin is at fault, not the user) with a message that names
+what was expected and what came.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from zoo_core.errors import ZooError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# metadata every registration must carry (values may be None where DESIGN.md allows: a data set whose
+# classes or size are discovered from files)
+REQUIRED_META: dict[str, tuple[str, ...]] = {
+    "model": ("input_size", "num_classes", "family"),
+    "dataset": ("num_classes", "input_size", "splits"),
+    "augmentation": ("level", "soft_targets"),
+}
+DEFAULT_INPUT_SIZE = (3, 32, 32)  # a model registered without input_size is fed this
+DEFAULT_NUM_CLASSES = 10
+IN_MEMORY, STREAMED = "in-memory", "streamed"
+SPLITS = ("train", "test")  # the splits zoo train uses
+SOFT_TARGET_TOLERANCE = 1e-4
+
+
+class ContractError(ZooError):
+    """A registered entry broke its contract; the message names the entry, what was expected and what came."""
+
+
+def missing_metadata(kind: str, meta: Mapping[str, Any]) -> list[str]:
+    """The required metadata keys of ``kind`` that ``meta`` lacks."""
+    return [key for key in REQUIRED_META[kind] if key not in meta]
+
+
+# -- data sets --------------------------------------------------------------------------------------------
+
+
+def is_in_memory(dataset: object) -> bool:
+    """Whether ``dataset`` offers the in-memory contract (``images`` and ``labels`` tensors)."""
+    import torch
+
+    return all(isinstance(getattr(dataset, a, None), torch.Tensor) for a in ("images", "labels"))
+
+
+def dataset_kind(dataset: object, where: str = "the data set") -> str:
+    """``IN_MEMORY`` or ``STREAMED``, after checking what each promises without reading any sample:
+    ``classes``; in memory, the tensors' dtypes and shapes; streamed, ``__len__`` and ``__getitem__``."""
+    import torch
+
+    classes = getattr(dataset, "classes", None)
+    if (
+        classes is None
+        or isinstance(classes, str)
+        or not len(classes)
+        or not all(isinstance(c, str) for c in classes)
+    ):
+        raise ContractError(f"{where} must have 'classes', a non-empty list of str; got {classes!r:.80}")
+    if is_in_memory(dataset):
+        images, labels = dataset.images, dataset.labels  # type: ignore[attr-defined]
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ContractError(
+                f"{where}: 'images' must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}"
+            )
+        if labels.dtype != torch.int64 or tuple(labels.shape) != tuple(images.shape[:1]):
+            raise ContractError(
+                f"{where}: 'labels' must be int64 of shape ({len(images)},), "
+                f"got {labels.dtype} {tuple(labels.shape)}"
+            )
+        if len(images) == 0:
+            raise ContractError(f"{where} is empty")
+        return IN_MEMORY
+    if hasattr(dataset, "images") or hasattr(dataset, "labels"):
+        kinds = {a: type(getattr(dataset, a, None)).__name__ for a in ("images", "labels")}
+        raise ContractError(f"{where}: in memory, 'images' and 'labels' must both be tensors, got {kinds}")
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise ContractError(
+            f"{where} is neither in memory (tensors 'images' and 'labels') nor streamed "
+            f"(a torch Dataset with __len__ and __getitem__): got {type(dataset).__name__}"
+        )
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ContractError(f"{where} is empty")
+    return STREAMED
+
+
+def check_sample(sample: Any, num_classes: int, where: str = "a sample") -> tuple[torch.Tensor, int]:
+    """One streamed sample: (uint8 C×H×W tensor, int label in range); returns them."""
+    import torch
+
+    if not isinstance(sample, tuple | list) or len(sample) != 2:
+        raise ContractError(f"{where} must be a pair (image, label), got {type(sample).__name__}")
+    image, label = sample
+    if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8 or image.dim() != 3:
+        got = (
+            f"{image.dtype} {tuple(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+        )
+        raise ContractError(f"{where}: the image must be a uint8 C×H×W tensor, got {got}")
+    if isinstance(label, torch.Tensor):
+        if label.numel() != 1 or label.is_floating_point():
+            raise ContractError(f"{where}: the label must be an int, got {label.dtype} {tuple(label.shape)}")
+        label = int(label)
+    if isinstance(label, bool) or not isinstance(label, int):
+        raise ContractError(f"{where}: the label must be an int, got {type(label).__name__}")
+    if not 0 <= label < num_classes:
+        raise ContractError(f"{where}: label {label} is outside 0..{num_classes - 1}")
+    return image, label
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, where: str = "the data set") -> None:
+    """Every label in ``0 .. num_classes - 1``."""
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise ContractError(
+            f"{where}: labels span {low}..{high} but there are {num_classes} classes (0..{num_classes - 1})"
+        )
+
+
+def dataset_input_size(dataset: object, meta: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
+    """(C, H, W) of a data set's images: its own ``input_size``, else its in-memory images, else the
+    registry metadata, else its first streamed sample. Never indexes an in-memory data set.
+
+    Checks the data set's contract first (``dataset_kind``), so a consumer that asks for the input size
+    fails with the contract's message rather than deep inside training."""
+    kind = dataset_kind(dataset)
+    size = getattr(dataset, "input_size", None)
+    if size is None and kind == IN_MEMORY:
+        size = tuple(dataset.images.shape[1:])  # type: ignore[attr-defined]
+    if size is None and meta:
+        size = meta.get("input_size")
+    if size is None:  # only a streamed data set gets here, and it promises indexing
+        size = tuple(check_sample(dataset[0], len(dataset.classes), "sample 0")[0].shape)  # type: ignore[index,attr-defined]
+    return _size(size, "the data set's input_size")
+
+
+def _size(value: Any, what: str) -> tuple[int, int, int]:
+    try:
+        size = tuple(int(n) for n in value)
+    except (TypeError, ValueError):
+        raise ContractError(f"{what} must be (C, H, W), got {value!r}") from None
+    if len(size) != 3 or min(size) < 1:
+        raise ContractError(f"{what} must be three positive ints (C, H, W), got {value!r}")
+    return size  # type: ignore[return-value]
+
+
+# -- models -----------------------------------------------------------------------------------------------
+
+
+def model_input_size(meta: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The (C, H, W) a registered model is fed: its ``input_size`` metadata, else ``DEFAULT_INPUT_SIZE``."""
+    size = meta.get("input_size")
+    return DEFAULT_INPUT_SIZE if size is None else _size(size, "input_size")
+
+
+def model_num_classes(meta: Mapping[str, Any]) -> int:
+    """The class count a registered model is built with when no data set says: metadata, else 10."""
+    return int(meta.get("num_classes") or DEFAULT_NUM_CLASSES)
+
+
+def module_input_size(module: nn.Module) -> tuple[int, int, int] | None:
+    """The input size a built module states itself (an ``input_size`` attribute), or None."""
+    size = getattr(module, "input_size", None)
+    return None if size is None else _size(size, "the module's input_size")
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def check_logits(out: Any, batch: int, num_classes: int, where: str = "the model") -> torch.Tensor:
+    """A forward's result: a floating tensor of logits (batch, num_classes)."""
+    import torch
+
+    if not isinstance(out, torch.Tensor):
+        raise ContractError(f"{where} must return a tensor of logits, got {type(out).__name__}")
+    if tuple(out.shape) != (batch, num_classes) or not out.is_floating_point():
+        raise ContractError(
+            f"{where} gave {out.dtype} {tuple(out.shape)}, expected float logits ({batch}, {num_classes})"
+        )
+    return out
+
+
+# -- batch augmentations ----------------------------------------------------------------------------------
+
+
+def augmentation_level(meta: Mapping[str, Any]) -> str:
+    """``"batch"`` (the default) or ``"sample"``."""
+    return str(meta.get("level", "batch"))
+
+
+def target_kind(y: Any, batch: int, num_classes: int, where: str = "the targets") -> str:
+    """``"labels"`` for int64 (N,), ``"soft"`` for float (N, num_classes); anything else is refused.
+    No host synchronisation: safe on every training step."""
+    import torch
+
+    if isinstance(y, torch.Tensor):
+        if y.dim() == 1 and y.dtype == torch.int64 and y.shape[0] == batch:
+            return "labels"
+        if y.dim() == 2 and y.is_floating_point() and tuple(y.shape) == (batch, num_classes):
+            return "soft"
+        got = f"{y.dtype} of shape {tuple(y.shape)}"
+    else:
+        got = type(y).__name__
+    raise ContractError(
+        f"{where} must be int64 labels ({batch},) or soft targets ({batch}, {num_classes}), got {got}"
+    )
+
+
+def check_soft_targets(y: torch.Tensor, where: str = "the soft targets") -> None:
+    """Rows that are probability distributions: non-negative, finite, summing to 1."""
+    sums = y.double().sum(1)
+    worst = float((sums - 1).abs().max())
+    if not bool(y.isfinite().all()) or bool((y < -SOFT_TARGET_TOLERANCE).any()):
+        raise ContractError(f"{where} must be finite and non-negative")
+    if worst > SOFT_TARGET_TOLERANCE:
+        raise ContractError(
+            f"{where} must sum to 1 per row; a row sums to {float(sums[(sums - 1).abs().argmax()]):.4f}"
+        )
+
+
+def check_augmented(
+    x: torch.Tensor,
+    out: Any,
+    num_classes: int,
+    where: str = "the augmentation",
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """An augmentation's result for input batch ``x``: a pair (x, y) with x's shape, a floating x on x's
+    device, and targets of either kind (soft ones summing to 1). Returns (x, y, target kind)."""
+    import torch
+
+    if not isinstance(out, tuple | list) or len(out) != 2:
+        raise ContractError(f"{where} must return a pair (x, y), got {type(out).__name__}")
+    out_x, out_y = out
+    if not isinstance(out_x, torch.Tensor) or tuple(out_x.shape) != tuple(x.shape):
+        got = tuple(out_x.shape) if isinstance(out_x, torch.Tensor) else type(out_x).__name__
+        raise ContractError(f"{where} changed the batch shape {tuple(x.shape)} to {got}")
+    if not out_x.is_floating_point() or out_x.device != x.device:
+        raise ContractError(f"{where} returned {out_x.dtype} on {out_x.device}; expected float on {x.device}")
+    kind = target_kind(out_y, x.shape[0], num_classes, f"{where}: targets")
+    if kind == "soft":
+        check_soft_targets(out_y, f"{where}: soft targets")
+    return out_x, out_y, kind
+
+
+__all__ = [
+    "DEFAULT_INPUT_SIZE",
+    "DEFAULT_NUM_CLASSES",
+    "IN_MEMORY",
+    "REQUIRED_META",
+    "SPLITS",
+    "STREAMED",
+    "ContractError",
+    "augmentation_level",
+    "check_augmented",
+    "check_labels",
+    "check_logits",
+    "check_sample",
+    "check_soft_targets",
+    "count_params",
+    "dataset_input_size",
+    "dataset_kind",
+    "is_in_memory",
+    "missing_metadata",
+    "model_input_size",
+    "model_num_classes",
+    "module_input_size",
+    "target_kind",
+]
