@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core import distributed
+from zoo_core import contracts, distributed
 from zoo_core.catalog import get_catalog
 from zoo_core.device import resolve_device
 from zoo_core.errors import BadInputError, ZooError
@@ -159,9 +159,7 @@ class Trainer:
         self.test_loader = make_loader(
             test_set, batch_size=max(cfg.batch_size, 256), train=False, mean=self.mean, std=self.std, **common
         )
-        self.input_size = tuple(
-            int(s) for s in (getattr(train_set, "input_size", None) or train_set[0][0].shape)
-        )
+        self.input_size = contracts.dataset_input_size(train_set, dataset_entry.meta)
         if len(self.train_loader) == 0:
             raise BadInputError(
                 f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_set)})"
