@@ -36,10 +36,12 @@ def test_bench_writes_a_json_report_naming_the_machine(tmp_path):
     assert report["machine"]["torch"] == torch.__version__
     assert report["machine"]["cpu"] and report["machine"]["date"]
     assert report["settings"] == {
+        "mode": "throughput",
         "device": "cpu",
         "batch_size": 4,
         "precision": "fp32",
         "channels_last": False,
+        "compile": False,
         "warmup": 1,
         "runs": 2,
     }
@@ -71,11 +73,15 @@ def test_bench_writes_a_markdown_table(tmp_path):
     assert CliRunner().invoke(bench, args).exit_code == 0
     text = out.read_text()
     assert f"torch {torch.__version__}" in text and "Machine:" in text
-    assert "| model | input | params | GFLOPs | infer img/s | train img/s | notes |" in text
+    assert (
+        "| model | input | params | GFLOPs | infer img/s | train img/s | infer TFLOP/s | train TFLOP/s "
+        "| infer MFU | train MFU | notes |" in text
+    )
     row = next(line for line in text.splitlines() if line.startswith("| lenet |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1:4] == ["1×32×32", "61,706", "0.000833"]
     assert float(cells[4].replace(",", "")) > 0 and cells[5] == "—"
+    assert float(cells[6]) > 0 and cells[7:10] == ["—", "—", "—"]  # TFLOP/s; no MFU off a known GPU
 
 
 def test_device_cuda_without_cuda_exits_2(monkeypatch):
@@ -85,9 +91,9 @@ def test_device_cuda_without_cuda_exits_2(monkeypatch):
     assert "CUDA is not available" in result.output
 
 
-def test_output_must_be_markdown_or_json(tmp_path):
-    result = CliRunner().invoke(bench, ["lenet", "--device", "cpu", "--output", str(tmp_path / "x.csv")])
-    assert result.exit_code == 2 and ".md or .json" in result.output
+def test_output_must_be_markdown_json_or_csv(tmp_path):
+    result = CliRunner().invoke(bench, ["lenet", "--device", "cpu", "--output", str(tmp_path / "x.txt")])
+    assert result.exit_code == 2 and ".md, .json or .csv" in result.output
 
 
 def test_pattern_matching_nothing_is_bad_input():
