@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from zoo_core import contracts
 from zoo_core.data.ops import affine_for, random_crop, random_flip, random_window
 from zoo_core.data.stats import channel_stats
 
@@ -379,7 +380,7 @@ def make_loader(
     """
     mean = mean if mean is not None else getattr(dataset, "mean", None)
     std = std if std is not None else getattr(dataset, "std", None)
-    in_memory = all(isinstance(getattr(dataset, a, None), torch.Tensor) for a in ("images", "labels"))
+    in_memory = contracts.is_in_memory(dataset)
     if mean is None or std is None:
         if in_memory:
             mean, std = channel_stats(dataset.images)
