@@ -54,8 +54,9 @@ def eval_command(
       zoo eval runs/20250101-120000-mnist-lenet
       zoo eval runs/20250101-120000-cifar10-resnet18/best.safetensors --data-dir DATA --json
     """
-    from zoo_core import create_dataset
+    from zoo_core import create_dataset, get_catalog
     from zoo_core.confusion import format_confusion, save_confusion_png
+    from zoo_core.contracts import dataset_input_size
     from zoo_core.data.loader import make_loader
     from zoo_core.train.checkpoint import load_model, resolve_checkpoint
     from zoo_core.train.evaluate import evaluate
@@ -70,8 +71,8 @@ def eval_command(
             f"{dataset} ({split}) has classes {_summary(list(data.classes))} but {weights} was trained on "
             f"{_summary(card.classes)}; evaluate on a data set with the same classes"
         )
-    data_size = getattr(data, "input_size", None)
-    if data_size is not None and data_size[0] != card.input_size[0]:
+    data_size = dataset_input_size(data, get_catalog().datasets.get(dataset).meta)
+    if data_size[0] != card.input_size[0]:
         raise BadInputError(
             f"{dataset} has {data_size[0]}-channel images but {weights} takes {card.input_size[0]} channels"
         )
