@@ -128,14 +128,11 @@ def soft_targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """
     import torch.nn.functional as F
 
-    if y.ndim == 1 and not y.is_floating_point():
+    from zoo_core.contracts import target_kind
+
+    if target_kind(y, y.shape[0] if y.ndim else 0, num_classes) == "labels":
         return F.one_hot(y, num_classes).float()
-    if y.ndim == 2 and y.shape[1] == num_classes:
-        return y if y.is_floating_point() else y.float()
-    raise BadInputError(
-        f"Targets must be int64 labels (N,) or soft targets (N, {num_classes}), "
-        f"got {y.dtype} of shape {tuple(y.shape)}"
-    )
+    return y
 
 
 @dataclass(frozen=True)

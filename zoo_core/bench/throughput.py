@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from zoo_core import contracts
 from zoo_core.bench.peaks import achieved_tflops, mfu, peak_tflops
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError
@@ -177,8 +178,8 @@ def benchmark_model(
         dev = torch.device(device)
         row["precision"] = precision = resolve_precision(precision, device)
         entry = get_catalog().models.get(name)
-        input_size = tuple(entry.meta.get("input_size") or (3, 32, 32))
-        num_classes = int(entry.meta.get("num_classes") or 10)
+        input_size = contracts.model_input_size(entry.meta)
+        num_classes = contracts.model_num_classes(entry.meta)
         row["input_size"] = list(input_size)
         model = entry.build(num_classes=num_classes, in_chans=input_size[0]).to(dev)
         if channels_last:

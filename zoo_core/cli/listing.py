@@ -176,10 +176,12 @@ def count_params(entry: Entry) -> int:
     """Parameters of a model at its registered defaults, built on the meta device: nothing is allocated."""
     import torch
 
-    input_size = entry.meta.get("input_size") or (3, 32, 32)
+    from zoo_core import contracts
+
+    input_size = contracts.model_input_size(entry.meta)
     with torch.device("meta"):
-        model = entry.build(num_classes=entry.meta.get("num_classes", 10), in_chans=input_size[0])
-    return sum(p.numel() for p in model.parameters())
+        model = entry.build(num_classes=contracts.model_num_classes(entry.meta), in_chans=input_size[0])
+    return contracts.count_params(model)
 
 
 def describe(entry: Entry) -> dict[str, Any]:
