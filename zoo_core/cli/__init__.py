@@ -23,6 +23,7 @@ BUILTIN_COMMANDS = {
     "predict": "zoo_core.cli.predict:predict_command",
     "bench": "zoo_core.cli.bench:bench",
     "export": "zoo_core.cli.export:export_command",
+    "new-plugin": "zoo_core.cli.new_plugin:new_plugin_command",
 }
 SHORT_HELP = {
     "list": "List registered models, data sets and augmentations.",
@@ -34,6 +35,7 @@ SHORT_HELP = {
     "predict": "Classify image files with a checkpoint.",
     "bench": "Benchmark model speed (img/s, MFU), or with --accuracy what models reach.",
     "export": "Write a data set as an ImageFolder tree of PNG files.",
+    "new-plugin": "Create a plugin package skeleton that passes zoo check.",
 }
 
 

@@ -1,0 +1,311 @@
+"""``zoo new-plugin NAME``: a plugin package that passes ``zoo check`` and its own tests as generated.
+
+The skeleton holds one of each kind of entry — a small CNN, a procedurally drawn data set (stripes, two
+classes: nothing to download) and a batch augmentation (Gaussian noise) — so an author edits working code
+rather than a blank page. Names follow DESIGN.md: distribution ``zoo-<x>``, module ``zoo_<x>``, entry point
+``<x>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from zoo_core.errors import BadInputError
+
+_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+
+
+@dataclass(frozen=True)
+class PluginNames:
+    """The names of one plugin, all derived from its entry-point name ``x``."""
+
+    entry_point: str  # x: `zoo check x`, `zoo plugins`
+    distribution: str  # zoo-x: `pip install zoo-x`
+    module: str  # zoo_x: `import zoo_x`
+
+    @property
+    def prefix(self) -> str:  # the registered names: x-net, x-stripes, x-noise
+        return self.entry_point.replace("_", "-")
+
+
+def plugin_names(name: str) -> PluginNames:
+    """``foo``, ``zoo-foo`` or ``zoo_foo`` → entry point ``foo``, distribution ``zoo-foo``, module
+    ``zoo_foo``."""
+    x = name.strip().lower()
+    for prefix in ("zoo-", "zoo_"):
+        if x.startswith(prefix):
+            x = x[len(prefix) :]
+    if not _NAME.fullmatch(x) or x.endswith(("-", "_")):
+        raise BadInputError(
+            f"Plugin name {name!r} must start with a letter and hold only a-z, 0-9, '-' and '_' (e.g. 'foo')"
+        )
+    if x.startswith("builtin"):
+        raise BadInputError(f"Plugin name {name!r} is reserved for zoo's own plugins")
+    return PluginNames(x, "zoo-" + x.replace("_", "-"), "zoo_" + x.replace("-", "_"))
+
+
+def new_plugin(name: str, directory: str | Path = ".") -> Path:
+    """Write the package ``<directory>/zoo-<x>/`` and return its path; an existing path is refused."""
+    names = plugin_names(name)
+    root = Path(directory) / names.distribution
+    if root.exists():
+        raise BadInputError(f"{root} already exists; choose another --dir or name")
+    values = {
+        "x": names.entry_point,
+        "dist": names.distribution,
+        "module": names.module,
+        "prefix": names.prefix,
+        "MODULE": names.module.upper(),
+    }
+    files = {
+        "pyproject.toml": PYPROJECT,
+        "README.md": README,
+        f"{names.module}/__init__.py": REGISTRATION,
+        f"{names.module}/models.py": MODELS,
+        f"{names.module}/datasets.py": DATASETS,
+        f"{names.module}/augmentations.py": AUGMENTATIONS,
+        f"tests/test_{names.module}.py": TESTS,
+    }
+    for relative, template in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(Template(template).substitute(values))
+    return root
+
+
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "$dist"
+version = "0.1.0"
+description = "A zoo plugin: models, data sets and augmentations for `zoo train`."
+readme = "README.md"
+requires-python = ">=3.11"
+dependencies = ["zoo-models", "torch>=2.4"]
+
+[project.optional-dependencies]
+test = ["pytest>=7.4"]
+
+# zoo finds the plugin through this entry point: group "zoo.plugins", name "$x", the registration module
+[project.entry-points."zoo.plugins"]
+$x = "$module"
+
+[tool.setuptools]
+packages = ["$module"]
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+"""
+
+README = """\
+# $dist
+
+A plugin for zoo. It registers:
+
+| kind | name | builder |
+|---|---|---|
+| model | `$prefix-net` | `$module/models.py` — a two-layer CNN |
+| data set | `$prefix-stripes` | `$module/datasets.py` — horizontal or vertical stripes, drawn (no download) |
+| augmentation | `$prefix-noise` | `$module/augmentations.py` — Gaussian noise on a whole batch |
+
+```bash
+pip install -e ".[test]"
+zoo list '$prefix-*'                  # the entries, beside zoo's built-ins
+zoo check $x                          # zoo's conformance checks of every entry
+pytest                                # this package's tests (zoo_core.testing)
+zoo train $prefix-stripes $prefix-net --aug $prefix-noise:sigma=0.2
+```
+
+Keep `$module/__init__.py` free of torch: `zoo list` imports it. Builders are named there as
+`"module:function"` strings and imported only when an entry is built. See zoo's docs/plugins.md for the
+contracts, and publish with `python -m build && twine upload dist/*`.
+"""
+
+REGISTRATION = '''\
+"""$dist: the hooks zoo calls to register this plugin's entries.
+
+``zoo list`` imports this module: it must not import torch. Builders are ``"module:function"`` strings,
+imported when an entry is built.
+"""
+
+from __future__ import annotations
+
+from zoo_core import hookimpl
+
+
+@hookimpl
+def register_models(registry):
+    registry.register(
+        "$prefix-net",
+        "$module.models:net",
+        summary="A two-layer CNN for small images",
+        family="$x",
+        input_size=(3, 32, 32),
+        num_classes=2,
+        default_dataset="$prefix-stripes",
+        params=1_450,  # at num_classes=2, in_chans=3: `zoo check $x` compares it with the built model
+    )
+
+
+@hookimpl
+def register_datasets(registry):
+    registry.register(
+        "$prefix-stripes",
+        "$module.datasets:stripes",
+        summary="Horizontal or vertical stripes, drawn at random: 1,000 train / 200 test, 3×32×32",
+        num_classes=2,
+        input_size=(3, 32, 32),
+        mean=None,  # None: computed from the training images
+        std=None,
+        splits=("train", "test"),
+        recipe={"epochs": 3, "batch_size": 64, "optimizer": "adamw", "lr": 3e-3, "flip": True},
+        default_model="$prefix-net",
+    )
+
+
+@hookimpl
+def register_augmentations(registry):
+    registry.register(
+        "$prefix-noise",
+        "$module.augmentations:noise",
+        summary="Add Gaussian noise to each image with probability p",
+        level="batch",
+        soft_targets=False,  # True if it mixes labels: then it returns (N, num_classes) rows summing to 1
+        options={
+            "sigma": "noise standard deviation (default 0.1)",
+            "p": "probability per image (default 0.5)",
+        },
+    )
+'''
+
+MODELS = '''\
+"""The model builders: ``builder(*, num_classes, in_chans=3, **kwargs) -> nn.Module``, logits out."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def net(*, num_classes: int, in_chans: int = 3, width: int = 8) -> nn.Module:
+    """A two-layer CNN for small images."""
+    return nn.Sequential(
+        nn.Conv2d(in_chans, width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1, bias=False),
+        nn.BatchNorm2d(2 * width),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * width, num_classes),
+    )
+'''
+
+DATASETS = '''\
+"""The data-set builders: ``builder(*, root, split, **kwargs)`` returns ``classes`` and either in-memory
+``images`` (uint8 N×C×H×W) and ``labels`` (int64 N), or a torch Dataset of (uint8 C×H×W, int) pairs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+CLASSES = ["horizontal", "vertical"]
+SIZES = {"train": 1000, "test": 200}
+
+
+@dataclass
+class Stripes:
+    """In memory: exactly what zoo needs (no __getitem__ required)."""
+
+    classes: list[str]
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def stripes(*, root: Path | None = None, split: str, size: int = 32) -> Stripes:
+    """Horizontal or vertical stripes, drawn at random (``root`` is unused: nothing is read)."""
+    if split not in SIZES:
+        raise ValueError(f"splits are {', '.join(SIZES)}, not {split!r}")
+    g = torch.Generator().manual_seed(0 if split == "train" else 1)
+    n = SIZES[split]
+    labels = torch.randint(0, len(CLASSES), (n,), generator=g)
+    period = 4 + 6 * torch.rand(n, 1, 1, generator=g)
+    phase = 6.3 * torch.rand(n, 1, 1, generator=g)
+    coords = torch.arange(size, dtype=torch.float32)
+    across = torch.where(labels.view(n, 1, 1) == 0, coords.view(1, size, 1), coords.view(1, 1, size))
+    wave = 0.5 + 0.5 * torch.sin(6.2832 * across / period + phase)  # N×H×W
+    colour = torch.rand(n, 3, 1, 1, generator=g)
+    images = 0.8 * wave.unsqueeze(1) * colour + 0.2 * torch.rand(n, 3, size, size, generator=g)
+    return Stripes(list(CLASSES), (images * 255).round().to(torch.uint8), labels)
+'''
+
+AUGMENTATIONS = '''\
+"""The batch augmentations: ``builder(*, num_classes, **options)`` returns ``aug(x, y, generator=None)``.
+
+``x`` is a float batch N×C×H×W on any device; ``y`` int64 labels (N,) or soft targets (N, num_classes).
+Work on the whole batch (no loop over images) and draw every random number from ``generator``, so the same
+seed gives the same result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class Noise:
+    def __init__(self, sigma: float, p: float) -> None:
+        if sigma < 0 or not 0 <= p <= 1:
+            raise ValueError(f"need sigma >= 0 and 0 <= p <= 1, got sigma={sigma}, p={p}")
+        self.sigma, self.p = sigma, p
+
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=generator) < self.p
+        noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        return x + chosen * self.sigma * noise, y
+
+
+def noise(*, num_classes: int, sigma: float = 0.1, p: float = 0.5) -> Noise:
+    """Add Gaussian noise to each image with probability p."""
+    return Noise(sigma, p)
+'''
+
+TESTS = '''\
+"""$dist's tests: zoo's conformance kit (what `zoo check $x` runs) and one real epoch of training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from zoo_core.testing import check_plugin, train_smoke
+
+
+def test_registration_never_imports_torch():
+    code = "import sys, $module; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_every_entry_honours_the_contracts():
+    check_plugin("$x")  # raises, listing each failed check and its reason
+
+
+def test_one_epoch_trains():
+    metrics = train_smoke("$prefix-stripes", "$prefix-net", augs=["$prefix-noise:p=1.0"])
+    assert metrics["epoch"] == 1
+'''
