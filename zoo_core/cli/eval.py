@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import click
 
 from zoo_core.cli.common import RegistryName, echo_json
 from zoo_core.device import resolve_device
-from zoo_core.errors import BadInputError
+from zoo_core.errors import BadInputError, UnknownNameError
 
 
 @click.command("eval")
@@ -21,7 +22,7 @@ from zoo_core.errors import BadInputError
     "--data-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Where the data set's files are (default: $ZOO_DATA, else ~/.cache/zoo).",
+    help="Where the data set's files are (default: the run's own, else $ZOO_DATA, else ~/.cache/zoo).",
 )
 @click.option("--split", default="test", show_default=True, help="Which split of the data set to evaluate.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True)
@@ -45,7 +46,9 @@ def eval_command(
 ) -> None:
     """Evaluate RUN_OR_CHECKPOINT (a run directory or a .safetensors file) on DATASET.
 
-    DATASET defaults to the one the model was trained on; its classes must be the checkpoint's. Prints
+    By default it evaluates on the run's own data: the data set, data directory and data-set options
+    recorded in the run's config.json (beside the weights). DATASET and --data-dir override them; the
+    classes must be the checkpoint's. The first line (on stderr) says what is evaluated. Prints
     loss, top-1 and top-5 accuracy, the accuracy of each class and the confusion matrix, and saves the
     matrix as a PNG heat map.
 
@@ -64,8 +67,11 @@ def eval_command(
     device = resolve_device(device)
     weights = resolve_checkpoint(checkpoint)
     model, card = load_model(weights, device=device)
-    dataset = dataset or card.dataset
-    data = create_dataset(dataset, root=data_dir, split=split, **_shape_kwargs(dataset, card.input_size))
+    dataset, data_dir, run_kwargs, source = _data_to_evaluate(weights, card, dataset, data_dir)
+    kwargs = {**_shape_kwargs(dataset, card.input_size), **run_kwargs}
+    where = f" from {data_dir}" if data_dir else ""
+    click.echo(f"Evaluating {weights} ({card.model}) on {dataset} {split}{where} ({source})", err=True)
+    data = create_dataset(dataset, root=data_dir, split=split, **kwargs)
     if list(data.classes) != card.classes:
         raise BadInputError(
             f"{dataset} ({split}) has classes {_summary(list(data.classes))} but {weights} was trained on "
@@ -110,6 +116,45 @@ def eval_command(
     click.echo(format_confusion(result.confusion, card.classes))
     click.echo()
     click.echo(f"Confusion matrix saved to {png}")
+
+
+def _data_to_evaluate(
+    weights: Path, card: Any, dataset: str | None, data_dir: Path | None
+) -> tuple[str, Path | None, dict[str, Any], str]:
+    """(data set, data dir, data-set options, where they came from): the run's own unless overridden.
+
+    The run is the folder of the weights when it holds a config.json written for the same model."""
+    from zoo_core import get_catalog
+
+    run: dict[str, Any] = {}
+    config = weights.parent / "config.json"
+    if config.is_file():
+        try:
+            run = json.loads(config.read_text())
+        except (OSError, ValueError):
+            run = {}
+        if not isinstance(run, dict) or run.get("model") != card.model:
+            run = {}
+    own = run.get("dataset") or card.dataset
+
+    def canonical(name: str) -> str:
+        try:
+            return get_catalog().datasets.get(name).name
+        except UnknownNameError:
+            return name
+
+    same = dataset is None or canonical(dataset) == canonical(own)
+    if not same:
+        return dataset, data_dir, {}, "DATASET given"
+    run_dir = run.get("data_dir")
+    options = {k: v for k, v in (run.get("dataset_kwargs") or {}).items() if k != "download"}
+    if data_dir is not None:
+        source = "--data-dir given"
+    elif run:
+        data_dir, source = (Path(run_dir) if run_dir else None), f"the run's data, {config}"
+    else:
+        source = "the data set the weights were trained on"
+    return own, data_dir, options if run else {}, source
 
 
 def _shape_kwargs(dataset: str, input_size: tuple[int, int, int]) -> dict[str, Any]:

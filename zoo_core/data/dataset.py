@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -13,7 +14,9 @@ from zoo_core.errors import BadInputError
 @dataclass
 class InMemoryDataset:
     """Images (uint8 N×C×H×W) and labels (int64 N) that fit in memory; the trainer moves them to the device
-    whole. ``mean``/``std`` are per-channel in [0, 1] (None: compute them, see ``zoo_core.data.stats``)."""
+    whole. ``mean``/``std`` are per-channel in [0, 1] (None: compute them, see ``zoo_core.data.stats``).
+    ``recipe``: training defaults for these very images, over the registered recipe (the Trainer asks the
+    training split)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -21,6 +24,7 @@ class InMemoryDataset:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     class_to_idx: dict[str, int] | None = None
+    recipe: dict[str, Any] | None = None  # refines the registered recipe for these images (e.g. their count)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:

@@ -1,12 +1,14 @@
 """Where a run reports: metrics.jsonl, TensorBoard scalars and images, and the console.
 
-On a terminal each epoch gets a tqdm bar; otherwise (CI, a log file) one line per epoch. Only rank 0 logs.
+On a terminal each epoch gets a tqdm bar; otherwise (CI, a scheduler, a log file) a progress line at every
+logging point and at least every 30 s, and one line per epoch. Only rank 0 logs.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,15 @@ class TrainingLog:
             self.writer = SummaryWriter(log_dir=str(run_dir))
 
     def progress(self, *, total: int, initial: int, epoch: int) -> Any:
+        """A tqdm bar on a terminal; otherwise ``ProgressLines``. Both take update, set_postfix, close."""
+        if self.enabled and not self.interactive:
+            return ProgressLines(
+                total=total,
+                initial=initial,
+                epoch=epoch,
+                epochs=self.cfg.epochs,
+                batch_size=self.cfg.batch_size,
+            )
         return tqdm(
             total=total,
             initial=initial,
@@ -73,3 +84,72 @@ class TrainingLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class ProgressLines:
+    """Progress for output that is not a terminal: one line at each logging point (``set_postfix``, where the
+    loss is known) and, between them, whenever ``interval`` seconds have passed (``update``, on the host clock
+    alone: no wait for the device). A line: epoch, step done/total, the last logged loss, img/s, ETA.
+
+    tqdm's own non-terminal output is a bar redrawn with carriage returns, unreadable in a log file; these
+    lines are the small part of it a log needs, so they are written here.
+    """
+
+    def __init__(
+        self,
+        *,
+        total: int,
+        initial: int,
+        epoch: int,
+        epochs: int,
+        batch_size: int,
+        interval: float = 30.0,
+        file: Any = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.total, self.done, self.epoch, self.epochs = total, initial, epoch, epochs
+        self.batch_size, self.interval, self.file, self.clock = batch_size, interval, file, clock
+        self.initial = initial
+        self.started = self.last_line = clock()
+        self.loss: str | None = None
+        self.lr: str | None = None
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.clock() - self.last_line >= self.interval:
+            self.write()
+
+    def set_postfix(self, **values: Any) -> None:
+        self.loss = str(values.get("loss", self.loss))
+        self.lr = values.get("lr", self.lr)
+        self.write()
+
+    def close(self) -> None:
+        pass
+
+    def write(self) -> None:
+        now = self.clock()
+        self.last_line = now
+        steps = self.done - self.initial
+        elapsed = now - self.started
+        rate = steps / elapsed if steps and elapsed > 0 else 0.0
+        if rate:
+            left = self.total - self.done
+            run_left = left + (self.epochs - self.epoch - 1) * self.total
+            eta = f"ETA {_clock(left / rate)} (run {_clock(run_left / rate)})"
+        else:
+            eta = "ETA -"
+        print(
+            f"epoch {self.epoch + 1}/{self.epochs}  step {self.done}/{self.total}  loss {self.loss or '-'}  "
+            + (f"lr {self.lr}  " if self.lr else "")
+            + f"{rate * self.batch_size:,.0f} img/s  {eta}",
+            file=self.file or sys.stderr,
+            flush=True,
+        )
+
+
+def _clock(seconds: float) -> str:
+    """h:mm:ss, or m:ss under an hour."""
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -2,10 +2,14 @@
 
 ``recipe`` holds the training defaults the Trainer starts from (options given on the command line win):
 epochs, batch_size, optimizer ("sgd" | "adamw"), lr (the peak for "onecycle"), momentum, nesterov,
-weight_decay, label_smoothing, schedule ("onecycle" | "cosine" | "step"), crop_padding, flip.
+weight_decay, label_smoothing, schedule ("onecycle" | "cosine" | "step"), crop_padding, flip. A built data
+set may carry its own ``recipe`` that refines the registered one for what it holds: ``imagefolder`` sizes
+its recipe to the training split (``imagefolder_recipe``).
 """
 
 from __future__ import annotations
+
+import math
 
 from zoo_core import hookimpl
 
@@ -49,7 +53,33 @@ IMAGEFOLDER_RECIPE = {
     "crop_padding": 4,
     "flip": True,
 }
+# imagefolder's recipe for a training split of SMALL_SET images or more (32 steps an epoch at batch 128);
+# smaller splits get a smaller batch and more epochs (imagefolder_recipe)
+SMALL_SET = 4096
+MIN_STEPS = 1000  # optimizer steps of a run on a small set: about what the fixed recipe gives SMALL_SET
+MAX_EPOCHS = 100  # a tiny set stops here rather than spend a run on checkpoints of a few steps each
+IMAGEFOLDER_NOTES = (
+    f"The recipe above is for {SMALL_SET:,} training images or more. A smaller set gets a smaller batch "
+    "(16 to 64: at least 32 steps an epoch where it can) and more epochs (at least "
+    f"{MIN_STEPS:,} optimizer steps, at most {MAX_EPOCHS} epochs); a set smaller than the batch trains "
+    "with a smaller one. flip is on, right for photographs: pass --no-flip for digits, letters, text, "
+    "or anything a mirror turns into something else. Images of mixed sizes are resized to the median "
+    "size, its shorter side capped at 64 (--image-size N chooses)."
+)
 SPLITS = ("train", "test")
+
+
+def imagefolder_recipe(images: int) -> dict:
+    """IMAGEFOLDER_RECIPE sized to a training split of ``images`` images (see IMAGEFOLDER_NOTES)."""
+    if images >= SMALL_SET:
+        return dict(IMAGEFOLDER_RECIPE)
+    batch = 16
+    while batch < 64 and batch * 2 * 32 <= images:
+        batch *= 2
+    batch = max(1, min(batch, images))
+    steps = max(1, images // batch)
+    epochs = min(MAX_EPOCHS, max(IMAGEFOLDER_RECIPE["epochs"], math.ceil(MIN_STEPS / steps)))
+    return {**IMAGEFOLDER_RECIPE, "batch_size": batch, "epochs": epochs}
 
 
 @hookimpl
@@ -104,6 +134,7 @@ def register_datasets(registry):
         std=None,
         splits=SPLITS,
         recipe=IMAGEFOLDER_RECIPE,
+        notes=IMAGEFOLDER_NOTES,
         default_model="resnet18",
         download=False,
     )

@@ -3,9 +3,11 @@ tensors keyed by the tree's content (paths, sizes, modification times), so the n
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -27,6 +29,10 @@ IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".g
 CACHE_VERSION = 1
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
+# images of mixed sizes are resized to their median size with its shorter side at most this: the size of
+# Tiny ImageNet, which zoo's CIFAR-style models (no stem down-sampling) train on well; --image-size for more
+AUTO_SIZE_CAP = 64
+_ANNOUNCED: set[tuple[str, int, int]] = set()
 
 
 def imagefolder(
@@ -45,9 +51,11 @@ def imagefolder(
 
     ``root`` is the tree itself. Classes are the sorted class folders of all splits together (so every split
     numbers them alike); hidden folders and files are skipped. ``image_size`` (N or (H, W)) resizes every
-    image; without it all images must share one size. ``channels`` forces 1 (grey) or 3 (RGB); by default
-    grey only when every image is. Unreadable images are skipped with a warning naming them, or fatal with
-    ``strict``. mean/std are computed over the split.
+    image; without it images of one size stay as they are, and images of mixed sizes (in any split) are all
+    resized to their median size, its shorter side capped at AUTO_SIZE_CAP (said in one line on stderr).
+    ``channels`` forces 1 (grey) or 3 (RGB); by default grey only when every image is. Unreadable images are
+    skipped with a warning naming them, or fatal with ``strict``. mean/std are computed over the split; its
+    ``recipe`` is the imagefolder recipe sized to the number of images (``imagefolder_recipe``).
     """
     if download:
         raise BadInputError(
@@ -102,6 +110,10 @@ def read_image_tree(
     files = _list_files(root / split, classes)
     if not files:
         raise DataNotFoundError(f"No images under {root / split} (expected {root / split}/<class>/<image>)")
+    if size is None:
+        size = _auto_size(
+            root, splits, classes, {split: files}, (cache_dir or default_cache_dir()) if cache else None
+        )
 
     key = _cache_key(split, size, channels, classes, files)
     cache_file = (cache_dir or default_cache_dir()) / f"imagefolder-{key}.pt"
@@ -163,6 +175,70 @@ def _list_files(split_dir: Path, classes: Sequence[str]) -> list[tuple[str, int,
                     found.append((os.path.relpath(path, split_dir), st.st_size, st.st_mtime_ns, label))
         files += sorted(found)
     return files
+
+
+def _auto_size(
+    root: Path,
+    splits: Sequence[str],
+    classes: Sequence[str],
+    listed: dict[str, list[Any]],
+    cache_dir: Path | None,
+) -> tuple[int, int] | None:
+    """None when every image of every split has one size; else the median (H, W) of all of them, scaled
+    down so that its shorter side is at most AUTO_SIZE_CAP. All splits count, so that each split of a tree
+    gets the same size. Only image headers are read; the answer is cached beside the image cache."""
+    files = {s: listed.get(s) or _list_files(root / s, classes) for s in splits}
+    key = _cache_key("sizes", None, None, classes, [files[s] for s in splits])
+    cache_file = (cache_dir / f"imagefolder-size-{key}.json") if cache_dir else None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            return _announce(root, json.loads(cache_file.read_text()))
+        except (OSError, ValueError):
+            pass
+    from PIL import Image
+
+    heights, widths = [], []
+    for s in splits:
+        for name, *_ in files[s]:
+            try:
+                with Image.open(root / s / name) as img:
+                    width, height = img.size
+            except Exception:  # unreadable: reported (or fatal with strict) when the split is decoded
+                continue
+            heights.append(height)
+            widths.append(width)
+    decision = None
+    if len(set(zip(heights, widths, strict=True))) > 1:
+        height, width = float(np.median(heights)), float(np.median(widths))
+        scale = min(1.0, AUTO_SIZE_CAP / min(height, width))
+        decision = {
+            "size": [max(1, round(height * scale)), max(1, round(width * scale))],
+            "sizes": len(set(zip(heights, widths, strict=True))),
+            "smallest": [min(heights), min(widths)],
+            "largest": [max(heights), max(widths)],
+        }
+    if cache_file is not None:
+        with contextlib.suppress(OSError):
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache_file.write_text(json.dumps(decision))
+    return _announce(root, decision)
+
+
+def _announce(root: Path, decision: dict[str, Any] | None) -> tuple[int, int] | None:
+    """The size a decision of ``_auto_size`` picks, said once per process and tree on stderr."""
+    if not decision:
+        return None
+    height, width = (int(v) for v in decision["size"])
+    if (str(root), height, width) not in _ANNOUNCED:
+        _ANNOUNCED.add((str(root), height, width))
+        print(
+            f"imagefolder: the images under {root} have {decision['sizes']} different sizes; all are resized "
+            f"to {width}×{height} (their median size, shorter side at most {AUTO_SIZE_CAP}); --image-size N "
+            "chooses another",
+            file=sys.stderr,
+            flush=True,
+        )
+    return height, width
 
 
 def _size_pair(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -277,10 +353,13 @@ def _save(saved: dict[str, Any], cache_file: Path) -> None:
 
 
 def _dataset(saved: dict[str, Any], classes: Sequence[str]) -> InMemoryDataset:
+    from zoo_plugins.datasets import imagefolder_recipe
+
     return InMemoryDataset(
         images=saved["images"],
         labels=saved["labels"],
         classes=list(classes),
         mean=tuple(saved["mean"]),
         std=tuple(saved["std"]),
+        recipe=imagefolder_recipe(len(saved["labels"])),
     )
