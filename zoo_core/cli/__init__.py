@@ -24,6 +24,7 @@ BUILTIN_COMMANDS = {
     "bench": "zoo_core.cli.bench:bench",
     "export": "zoo_core.cli.export:export_command",
     "new-plugin": "zoo_core.cli.new_plugin:new_plugin_command",
+    "export-model": "zoo_core.cli.export_model:export_model_command",
 }
 SHORT_HELP = {
     "list": "List registered models, data sets and augmentations.",
@@ -36,6 +37,7 @@ SHORT_HELP = {
     "bench": "Benchmark model speed (img/s, MFU), or with --accuracy what models reach.",
     "export": "Write a data set as an ImageFolder tree of PNG files.",
     "new-plugin": "Create a plugin package skeleton that passes zoo check.",
+    "export-model": "Write a trained model as ONNX or TorchScript, checked against PyTorch.",
 }
 
 
@@ -128,6 +130,7 @@ def cli() -> None:
       zoo train digits lenet            the embedded default, no download
       zoo train cifar10 resnet18 --aug cutmix --data-dir DATA
       zoo eval runs/<run> ; zoo predict runs/<run> image.png
+      zoo export-model runs/<run> --output model.onnx
 
     Plugins (pip packages with a 'zoo.plugins' entry point) add models, data sets, augmentations and
     commands; see `zoo plugins`. Set ZOO_DEBUG=1 to see tracebacks.
