@@ -123,29 +123,34 @@ def test_time_to_targets_takes_the_first_epoch_that_reaches_each():
 # -- the command ----------------------------------------------------------------------------------------
 
 
-def test_cli_accuracy_prints_the_table_and_writes_json_csv_and_plot(tmp_path):
+def test_cli_accuracy_prints_the_table_and_writes_json_and_plot(tmp_path):
     out, plot = tmp_path / "acc.json", tmp_path / "acc.png"
     args = ["bench", "lenet", "--accuracy", "--dataset", "digits", "--epochs", "1", "--device", "cpu"]
     result = CliRunner().invoke(cli, [*args, "--output", str(out), "--plot", str(plot), "--target", "0.5"])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["settings"]["mode"] == "accuracy" and report["settings"]["targets"] == [0.5]
-    assert report["machine"]["cpu"]
+    assert report["machine"]["cpu"] and report["command"].startswith("zoo ")
     [row] = report["results"]
     assert row["model"] == "lenet" and row["dataset"] == "digits" and row["error"] is None
-    assert "| model | data set | epochs | batch | params | top-1 | top-5 | train s | img/s | s to 50% |" in (
-        result.stdout
-    )
+    header = "| model | data set | epochs | batch | params | top-1 | top-5 | train s | img/s | s to 50% |"
+    assert header in result.stdout
     line = next(line for line in result.stdout.splitlines() if line.startswith("| lenet |"))
     assert f"{row['top1'] * 100:.2f}%" in line
     assert plot.read_bytes()[:8] == PNG_MAGIC
 
-    out_csv = tmp_path / "acc.csv"
-    result = CliRunner().invoke(cli, [*args, "--output", str(out_csv), "--target", "0.5", "--target", "0.9"])
+
+def test_cli_accuracy_writes_csv(tmp_path, catalog):
+    _register(catalog, "mlp", _mlp)
+    out = tmp_path / "acc.csv"
+    args = ["bench", "mlp", "--accuracy", "--epochs", "1", "--device", "cpu", "--output", str(out)]
+    result = CliRunner().invoke(cli, [*args, "--target", "0.5", "--target", "0.9"])
     assert result.exit_code == 0, result.output
-    [record] = list(csv.DictReader(out_csv.open()))
-    assert record["model"] == "lenet" and record["mode"] == "accuracy" and float(record["top1"]) > 0
-    assert "time_to_0.5" in record and "time_to_0.9" in record and record["machine_cpu"]
+    [record] = list(csv.DictReader(out.open()))
+    assert record["model"] == "mlp" and record["mode"] == "accuracy" and record["dataset"] == "digits"
+    assert float(record["top1"]) > 0.5 and record["machine_cpu"]
+    assert "time_to_0.5" in record and "time_to_0.9" in record
+    assert [point["epoch"] for point in json.loads(record["curve"])] == [1]
 
 
 @pytest.mark.parametrize(
@@ -240,3 +245,20 @@ def test_throughput_rows_carry_tflops_and_mfu(monkeypatch):
 def test_compiled_throughput_row(catalog):
     row = throughput.benchmark_model("lenet", device="cpu", batch_size=4, warmup=0, runs=1, compile=True)
     assert row["error"] is None and row["compile"] is True and row["img_per_s"] > 0
+
+
+def test_confusion_png_is_skipped_with_a_warning_without_matplotlib(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    from zoo_core import confusion
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        confusion.importlib.util, "find_spec", lambda name: None if name == "matplotlib" else real(name)
+    )
+    assert (
+        confusion.save_confusion_png(tmp_path / "cm.png", torch.eye(3, dtype=torch.int64), list("abc"))
+        is None
+    )
+    assert not (tmp_path / "cm.png").exists()
+    assert "pip install 'zoo-models[plot]'" in capsys.readouterr().err

@@ -1,20 +1,22 @@
-"""The confusion matrix shown to a person: as text for the terminal and as a PNG heat map (PIL only)."""
+"""The confusion matrix shown to a person: as text for the terminal and as a PNG heat map (matplotlib).
+
+matplotlib is optional (``pip install 'zoo-models[plot]'``) and imported only to draw; without it the PNG
+is skipped with a warning and the text view still works.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 MAX_TEXT_CLASSES = 20  # beyond this a matrix no longer fits a terminal or shows legible counts per cell
 MAX_LABELED_CLASSES = 100
-# Endpoints and middle of the common "Blues" colour map: white for 0, dark blue for a whole row.
-_BLUES = np.array([[247, 251, 255], [107, 174, 214], [8, 48, 107]], dtype=np.float64)
-_INK = (33, 33, 33)
 
 
 def format_confusion(confusion: Tensor, classes: Sequence[str], *, most_confused: int = 10) -> str:
@@ -45,89 +47,62 @@ def format_confusion(confusion: Tensor, classes: Sequence[str], *, most_confused
 
 def save_confusion_png(
     path: str | os.PathLike, confusion: Tensor, classes: Sequence[str], *, title: str = "Confusion matrix"
-) -> Path:
-    """Draw the matrix as a heat map shaded by each cell's share of its row; counts shown up to 20 classes."""
+) -> Path | None:
+    """Draw the matrix as a heat map shaded by each cell's share of its row (counts written in the cells up
+    to 20 classes, class names up to 100) and save it as an RGB PNG. Returns the path, or None (with a
+    warning on stderr) where matplotlib is not installed."""
+    if importlib.util.find_spec("matplotlib") is None:
+        print(
+            "zoo: warning: no confusion-matrix PNG: matplotlib is not installed "
+            "(pip install 'zoo-models[plot]')",
+            file=sys.stderr,
+        )
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from PIL import Image
+
     counts = confusion.cpu().numpy().astype(np.int64)
     n = len(classes)
-    cell = 48 if n <= 12 else 36 if n <= MAX_TEXT_CLASSES else max(2, 1000 // n)
-    show_labels = n <= MAX_LABELED_CLASSES
-    label_font = _font(13 if n <= MAX_TEXT_CLASSES else 10)
-    title_font = _font(16)
-    names = [_shorten(c, 20) for c in classes]
-    label_w = max(_text_size(label_font, name)[0] for name in names) + 10 if show_labels else 0
-
-    pad, axis_h = 12, 22  # outer margin; room for an axis title
-    title_h = _text_size(title_font, title)[1] + 14
-    grid = n * cell
-    left = pad + axis_h + label_w
-    top = pad + title_h + axis_h + label_w
-    width = max(left + grid + pad, _text_size(title_font, title)[0] + 2 * pad)
-    image = Image.new("RGB", (width, top + grid + pad), "white")
-    draw = ImageDraw.Draw(image)
-
     totals = counts.sum(axis=1, keepdims=True)
     fractions = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     shade = np.sqrt(fractions)  # lifts the few-percent mix-ups, the cells worth looking at, off white
-    heat = _blues(shade).repeat(cell, axis=0).repeat(cell, axis=1)
-    image.paste(Image.fromarray(heat, "RGB"), (left, top))
 
-    draw.text((pad, pad), title, fill=_INK, font=title_font)
-    draw.text((left + grid // 2, top - label_w - 4), "predicted", fill=_INK, font=label_font, anchor="md")
-    _paste_rotated_text(image, "true", (pad, top + grid // 2), label_font)
-    if show_labels:
-        for i, name in enumerate(names):
-            center = top + i * cell + cell // 2
-            draw.text((left - 6, center), name, fill=_INK, font=label_font, anchor="rm")
-        column_labels = Image.new("L", (label_w, grid), 0)
-        column_draw = ImageDraw.Draw(column_labels)
-        for j, name in enumerate(names):
-            column_draw.text((6, j * cell + cell // 2), name, fill=255, font=label_font, anchor="lm")
-        # Rotated a quarter turn counter-clockwise: names read upwards and end just above their column.
-        rotated = column_labels.transpose(Image.Transpose.ROTATE_90)
-        image.paste(Image.new("RGB", rotated.size, _INK), (left, top - label_w), rotated)
+    side = min(12.0, max(4.0, 0.5 * n + 2.0)) if n <= MAX_TEXT_CLASSES else 10.0
+    figure = Figure(figsize=(side + 1.2, side), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(shade, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    colorbar = figure.colorbar(image, ax=axes, shrink=0.8, ticks=np.sqrt([0, 0.05, 0.25, 0.5, 1.0]))
+    colorbar.ax.set_yticklabels(["0", "5%", "25%", "50%", "100%"])
+    colorbar.set_label("share of the true class (square-root scale)")
+    axes.set_title(title, fontsize="medium")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    if n <= MAX_LABELED_CLASSES:
+        names = [_shorten(c, 20) for c in classes]
+        fontsize = 9 if n <= MAX_TEXT_CLASSES else 5
+        axes.set_xticks(range(n), names, rotation=90, fontsize=fontsize)
+        axes.set_yticks(range(n), names, fontsize=fontsize)
+    else:
+        axes.set_xticks([])
+        axes.set_yticks([])
     if n <= MAX_TEXT_CLASSES:
-        count_font = _font(max(9, min(14, cell // 3)))
+        fontsize = 10 if n <= 12 else 7
         for i in range(n):
             for j in range(n):
-                ink = "white" if shade[i, j] > 0.6 else _INK
-                center = (left + j * cell + cell // 2, top + i * cell + cell // 2)
-                draw.text(center, str(counts[i, j]), fill=ink, font=count_font, anchor="mm")
-        for edge in range(n + 1):  # thin grid lines keep the cells apart where colours are close
-            draw.line([(left + edge * cell, top), (left + edge * cell, top + grid)], fill=(210, 210, 210))
-            draw.line([(left, top + edge * cell), (left + grid, top + edge * cell)], fill=(210, 210, 210))
+                colour = "white" if shade[i, j] > 0.6 else "#212121"
+                axes.text(j, i, str(counts[i, j]), ha="center", va="center", color=colour, fontsize=fontsize)
+        axes.set_xticks(np.arange(n + 1) - 0.5, minor=True)
+        axes.set_yticks(np.arange(n + 1) - 0.5, minor=True)
+        axes.grid(which="minor", color="#d2d2d2", linewidth=0.5)
+        axes.tick_params(which="minor", length=0)
+    figure.canvas.draw()
+    rgb = np.asarray(figure.canvas.buffer_rgba())[..., :3]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    Image.fromarray(rgb, "RGB").save(path, format="PNG", optimize=True)
     return path
-
-
-def _blues(fractions: np.ndarray) -> np.ndarray:
-    """Map fractions in [0, 1] to uint8 RGB along the two segments of the colour map."""
-    f = np.clip(fractions, 0.0, 1.0)[..., None] * 2
-    low = _BLUES[0] + (_BLUES[1] - _BLUES[0]) * np.minimum(f, 1.0)
-    high = _BLUES[1] + (_BLUES[2] - _BLUES[1]) * np.maximum(f - 1.0, 0.0)
-    return np.where(f <= 1.0, low, high).round().astype(np.uint8)
-
-
-def _paste_rotated_text(
-    image: Image.Image, text: str, left_middle: tuple[int, int], font: ImageFont.ImageFont
-) -> None:
-    w, h = _text_size(font, text)
-    mask = Image.new("L", (w + 4, h + 6), 0)
-    ImageDraw.Draw(mask).text((2, 2), text, fill=255, font=font)
-    mask = mask.transpose(Image.Transpose.ROTATE_90)
-    x, y = left_middle
-    image.paste(Image.new("RGB", mask.size, _INK), (x, y - mask.size[1] // 2), mask)
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    # Pillow ≥ 10.1 bundles a scalable font; without FreeType this falls back to the fixed bitmap font.
-    return ImageFont.load_default(size=size)
-
-
-def _text_size(font: ImageFont.ImageFont, text: str) -> tuple[int, int]:
-    left, top, right, bottom = font.getbbox(text)
-    return int(right - left), int(bottom - top)
 
 
 def _shorten(name: str, limit: int) -> str:

@@ -46,10 +46,16 @@ def machine_info(device: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_avg": _load_average(),
     }
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def _load_average() -> float | None:
+    # the 1-minute load average: above the core count, other work shared the CPU and slowed the figures
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def describe_machine(device: str | torch.device) -> str:
@@ -76,8 +82,11 @@ def make_report(
     warmup: int,
     runs: int,
     compile: bool = False,
+    machine: dict[str, Any] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON document of a throughput run: the machine, the settings, one row per model and mode."""
+    """The JSON document of a throughput run: the machine (``machine_info`` when not given), the command,
+    the settings, one row per model and mode."""
     settings = {
         "mode": "throughput",
         "device": device,
@@ -88,7 +97,7 @@ def make_report(
         "warmup": warmup,
         "runs": runs,
     }
-    return {"machine": machine_info(device), "settings": settings, "results": rows}
+    return _document(rows, settings, device, machine, command)
 
 
 def make_accuracy_report(
@@ -103,6 +112,8 @@ def make_accuracy_report(
     compile: bool,
     seed: int,
     targets: tuple[float, ...],
+    machine: dict[str, Any] | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
     """The JSON document of an accuracy run (``None`` settings: each model's default or recipe)."""
     settings = {
@@ -117,7 +128,19 @@ def make_accuracy_report(
         "seed": seed,
         "targets": list(targets),
     }
-    return {"machine": machine_info(device), "settings": settings, "results": rows}
+    return _document(rows, settings, device, machine, command)
+
+
+def _document(
+    rows: list[dict[str, Any]],
+    settings: dict[str, Any],
+    device: str,
+    machine: dict[str, Any] | None,
+    command: str | None,
+) -> dict[str, Any]:
+    machine = dict(machine or machine_info(device))
+    machine["load_avg_end"] = _load_average()
+    return {"machine": machine, "command": command, "settings": settings, "results": rows}
 
 
 def is_accuracy(report: dict[str, Any]) -> bool:
@@ -149,8 +172,11 @@ def markdown_header(report: dict[str, Any]) -> list[str]:
         f"- Machine: {machine['cpu']} ({machine.get('cpu_cores') or '?'} logical cores, "
         f"{machine['cpu_threads']} torch threads)" + (f", GPU {machine['gpu']}" if machine["gpu"] else ""),
         f"- torch {machine['torch']}, Python {machine['python']}, {machine['platform']}",
-        f"- Date: {machine['date']}",
+        f"- Date: {machine['date']}; 1-minute load average {machine.get('load_avg')} at the start, "
+        f"{machine.get('load_avg_end')} at the last row (above the core count, other work shared the CPU)",
     ]
+    if report.get("command"):
+        lines.append(f"- Command: `{report['command']}`")
     if is_accuracy(report):
         targets = settings["targets"]
         dataset = settings["dataset"] or "each model's default_dataset"

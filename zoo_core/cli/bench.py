@@ -209,6 +209,7 @@ def bench(
     from zoo_core.bench import report as rep
 
     rows: list[dict[str, Any]] = []
+    document = dict(machine=rep.machine_info(device), command=_command_line())
     if accuracy:
         from zoo_core.bench.accuracy import DEFAULT_TARGETS, run_accuracy
 
@@ -226,7 +227,7 @@ def bench(
         )
 
         def make() -> dict[str, Any]:
-            return rep.make_accuracy_report(rows, **settings)
+            return rep.make_accuracy_report(rows, **settings, **document)
 
     else:
         from zoo_core.bench.throughput import resolve_precision, run_bench, select_models
@@ -244,7 +245,7 @@ def bench(
         )
 
         def make() -> dict[str, Any]:
-            return rep.make_report(rows, **settings)
+            return rep.make_report(rows, **settings, **document)
 
     modes = ("infer", "train") if mode == "both" else (mode,)
     click.echo("\n".join(rep.markdown_header(make())))
@@ -280,6 +281,13 @@ def bench(
             click.echo(f"wrote {plot}", err=True)
         else:
             click.echo("zoo: warning: no model finished an epoch; no plot drawn", err=True)
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    return "zoo " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
 
 
 def _plot_title(report: dict[str, Any]) -> str:
