@@ -13,7 +13,7 @@ import click
 
 from zoo_core.cli.common import RegistryName, warn
 from zoo_core.errors import BadInputError
-from zoo_core.train.config import OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from zoo_core.train.config import EMA_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES, TTA_MODES, TrainConfig
 
 # what a resumed run may change: where it runs and where its data are
 RESUME_OPTIONS = {"resume", "device", "data_dir"}
@@ -31,6 +31,18 @@ def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def parse_param_groups(specs: tuple[str, ...]) -> list[dict[str, Any]] | None:
+    """``("*.norm*.bias:lr_scale=64,weight_decay_scale=0.0156",)`` → the recipe's ``param_groups`` list."""
+    if not specs:
+        return None
+    groups = []
+    for spec in specs:
+        pattern, _, options = spec.partition(":")
+        pairs = tuple(filter(None, options.split(",")))
+        groups.append({"params": pattern, **parse_key_values(pairs, "--param-group")})
+    return groups
 
 
 def find_run(resume: str, dataset: str | None, model: str | None) -> Path:
@@ -79,20 +91,78 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer.")
 @click.option("--momentum", type=click.FloatRange(0, 1), help="Momentum (sgd, rmsprop).")
 @click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (sgd).")
-@click.option("--schedule", type=click.Choice(SCHEDULES), help="Learning-rate schedule, stepped per batch.")
+@click.option(
+    "--schedule",
+    metavar="NAME[:k=v,...]",
+    help=f"Learning-rate schedule, stepped per batch: {', '.join(SCHEDULES)}. "
+    "linear takes warmup (fraction of steps), start and end (multiples of --lr), e.g. "
+    "'linear:warmup=0.23,start=0.2,end=0.07'.",
+)
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Label smoothing.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay (not on biases and norms).")
 @click.option("--crop-padding", type=click.IntRange(min=0), help="Random-crop padding in pixels (0: off).")
-@click.option("--flip/--no-flip", default=None, help="Random horizontal flips.")
+@click.option("--flip/--no-flip", default=None, help="Horizontal flips.")
+@click.option(
+    "--alternate-flip/--random-flip",
+    default=None,
+    help="Alternating flip: each image mirrored every other epoch (half start mirrored), not at random.",
+)
+@click.option(
+    "--param-group",
+    "param_groups",
+    multiple=True,
+    metavar="PATTERN:k=v,...",
+    help="Settings for the parameters whose names match PATTERN (first match wins; repeatable): "
+    "lr_scale, weight_decay_scale, epochs (trains only the first N epochs), e.g. '*.norm*.bias:lr_scale=64'.",
+)
+@click.option(
+    "--ema",
+    type=click.FloatRange(0, 1, max_open=True),
+    metavar="DECAY",
+    help="Evaluate and save an exponential moving average of the weights with this decay (0: off).",
+)
+@click.option("--ema-every", type=click.IntRange(min=1), help="Optimizer steps between average updates.")
+@click.option(
+    "--ema-warmup",
+    type=click.FloatRange(min=0),
+    metavar="POWER",
+    help="Decay × (step/total)^POWER: the average forgets early weights (0: constant decay).",
+)
+@click.option(
+    "--ema-mode",
+    type=click.Choice(EMA_MODES),
+    help="average: a shadow copy; lookahead: the model restarts from the average after each update.",
+)
+@click.option(
+    "--tta",
+    type=click.Choice(TTA_MODES),
+    help="Test-time augmentation of the final evaluation: mirror, or mirror and 1-pixel shifts.",
+)
+@click.option(
+    "--data-init/--no-data-init",
+    default=None,
+    help="Let the model set weights from training images before the first step (init_from_data).",
+)
+@click.option(
+    "--init",
+    metavar="SOURCE",
+    help="Start from weights: a run directory, a .safetensors file, a state dict (.pt/.pth, read "
+    "weights-only) or 'pretrained' (the builder's own, e.g. timm/…). Tensors match by name and shape; a "
+    "classifier for another class count is made anew. Fine-tune with a lower --lr (e.g. a third).",
+)
+@click.option(
+    "--freeze-backbone",
+    is_flag=True,
+    help="Train only the classifier, everything else (BatchNorm statistics too) frozen: a linear probe.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
-    default="auto",
-    show_default=True,
-    help="auto: bf16 on a GPU that has it, else fp16 with a GradScaler; fp32 on the CPU.",
+    help="auto (unless the recipe says otherwise): bf16 on a GPU that has it, else fp16 with a "
+    "GradScaler; fp32 on the CPU.",
 )
-@click.option("--channels-last", is_flag=True, help="Use the channels_last memory format.")
+@click.option("--channels-last/--no-channels-last", default=None, help="Use the channels_last memory format.")
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile.")
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of data order, augmentation, init."
@@ -120,7 +190,8 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
 def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...], **opts: Any) -> None:
     """Train MODEL on DATASET, evaluating on the test split after every epoch.
 
-    Unset options come from the data set's recipe (zoo info DATASET). The run directory gets config.json,
+    Unset options come from the model's recipe for the data set, if it has one (zoo info MODEL), then from
+    the data set's recipe (zoo info DATASET). The run directory gets config.json,
     metrics.jsonl, TensorBoard logs, last.pt (to resume), model.safetensors and best.safetensors.
     Ctrl-C saves a resumable state. Under torchrun the run is distributed (DDP).
 
@@ -174,12 +245,22 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             schedule=opts["schedule"],
             crop_padding=opts["crop_padding"],
             flip=opts["flip"],
+            alternate_flip=opts["alternate_flip"],
+            param_groups=parse_param_groups(opts["param_groups"]),
+            ema=opts["ema"],
+            ema_every=opts["ema_every"],
+            ema_warmup=opts["ema_warmup"],
+            ema_mode=opts["ema_mode"],
+            tta=opts["tta"],
+            data_init=opts["data_init"],
+            init=opts["init"],
+            freeze_backbone=opts["freeze_backbone"],
             device=opts["device"],
             precision=opts["precision"],
             channels_last=opts["channels_last"],
             compile=opts["compile_"],
             seed=opts["seed"],
-            data_dir=opts["data_dir"],
+            data_dir=str(Path(opts["data_dir"]).resolve()) if opts["data_dir"] else None,  # for zoo eval
             dataset_kwargs=dataset_kwargs,
             model_kwargs=parse_key_values(opts["model_args"], "--model-arg"),
             tensorboard=opts["tensorboard"],
@@ -209,6 +290,8 @@ def fit_and_report(trainer: Any) -> None:
         cfg = trainer.cfg
         click.echo(
             f"Done: {cfg.model} on {cfg.dataset}, {metrics['epoch']} epochs, "
-            f"val_acc {metrics['val_acc']:.2%} (best {trainer.best_acc:.2%}) in {metrics['time_s']:.1f}s. "
+            f"val_acc {metrics['val_acc']:.2%} (best {trainer.best_acc:.2%})"
+            + (f", with TTA ({metrics['tta']}) {metrics['tta_acc']:.2%}" if "tta_acc" in metrics else "")
+            + f" in {metrics['time_s']:.1f}s. "
             f"Weights: {trainer.run_dir}/best.safetensors"
         )

@@ -7,7 +7,10 @@ DataLoader workers with pinned memory and then take the same on-device steps (``
 Randomness is a pure function of the seed, so a resumed run replays the same batches:
 - the sample order of epoch ``e`` is ``randperm(N)`` from a generator seeded with ``mix(seed, e)``;
 - crop offsets and flips of batch ``b`` of epoch ``e`` on rank ``r`` come from a generator seeded with
-  ``mix(seed, e, r, b)``, so ``iter_from(b)`` yields exactly what an uninterrupted epoch yields from ``b`` on.
+  ``mix(seed, e, r, b)``, so ``iter_from(b)`` yields exactly what an uninterrupted epoch yields from ``b`` on;
+- with ``alternate_flip`` (airbench's derandomised flip) image ``i`` is mirrored in epoch ``e`` exactly when
+  ``first[i] != (e odd)``, ``first`` being a fair coin per image drawn once from ``mix(seed, FLIP_STREAM)``:
+  each image is seen mirrored every other epoch, half the images starting mirrored.
 Sharding: rank ``r`` takes every ``world_size``-th index of the permutation from ``r``, so the union of the
 ranks' batch ``b`` is the global batch ``b`` of a single process. For training the permutation is first cut
 to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else padding it by wrapping around, as
@@ -28,10 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from zoo_core import contracts
-from zoo_core.data.ops import affine_for, random_crop, random_flip, random_window
+from zoo_core.data.ops import affine_for, flip_where, random_crop, random_flip, random_window
 from zoo_core.data.stats import channel_stats
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
 
 
 def mix(*parts: int) -> int:
@@ -89,24 +93,38 @@ class BatchTransform:
         crop_padding: int = 0,
         flip: bool = False,
         channels_last: bool = False,
+        alternate_flip: bool = False,
     ) -> None:
         self.scale, self.shift = affine_for(mean, std, device)
+        self.alternate_flip = alternate_flip and flip and train
         self.crop_padding = crop_padding if train else 0
         self.flip = flip and train
         self.channels_last = channels_last
 
     @property
     def random(self) -> bool:
-        return self.crop_padding > 0 or self.flip
+        return self.crop_padding > 0 or (self.flip and not self.alternate_flip)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        flips: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, generator)
-        return self.finish(x, generator)
+        return self.finish(x, generator, flips)
 
-    def finish(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The steps after the crop: flip, memory format, normalization."""
-        if self.flip:
+    def finish(
+        self,
+        x: torch.Tensor,
+        generator: torch.Generator | None = None,
+        flips: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """After the crop: flip (at random, or where ``flips`` says), memory format, normalization."""
+        if flips is not None:
+            x = flip_where(x, flips)
+        elif self.flip:
             x = random_flip(x, generator)
         if self.channels_last:  # on the uint8 batch: a quarter of the bytes, and the float result inherits it
             x = x.contiguous(memory_format=torch.channels_last)
@@ -133,6 +151,7 @@ class _EpochLoader(abc.ABC):
         seed: int,
         rank: int,
         world_size: int,
+        alternate_flip: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -159,7 +178,12 @@ class _EpochLoader(abc.ABC):
             crop_padding=crop_padding,
             flip=flip,
             channels_last=channels_last,
+            alternate_flip=alternate_flip,
         )
+        self._first_flips: torch.Tensor | None = None
+        if self.transform.alternate_flip:
+            coin = torch.Generator(device=self.device).manual_seed(mix(seed, FLIP_STREAM))
+            self._first_flips = torch.rand(n, generator=coin, device=self.device) < 0.5
         self.pad = train and not self.drop_last  # equal step counts matter only when training
         self.num_samples = shard_size(n, self.drop_last, world_size, rank, self.pad)
         if self.drop_last:
@@ -187,6 +211,12 @@ class _EpochLoader(abc.ABC):
         if self.transform.random:
             self._generator.manual_seed(mix(self.seed, self.epoch, self.rank, batch_index))
         return self._generator
+
+    def _flips(self, index: torch.Tensor) -> torch.Tensor | None:
+        """Which images of a batch (data-set indices ``index``) the alternating flip mirrors this epoch."""
+        if self._first_flips is None:
+            return None
+        return self._first_flips[index.to(self.device)] ^ bool(self.epoch % 2)
 
     def _order(self, generator: torch.Generator) -> torch.Tensor:
         return shard_order(
@@ -229,6 +259,7 @@ class DeviceLoader(_EpochLoader):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        alternate_flip: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
@@ -249,6 +280,7 @@ class DeviceLoader(_EpochLoader):
             seed=seed,
             rank=rank,
             world_size=world_size,
+            alternate_flip=alternate_flip,
         )
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
@@ -256,6 +288,12 @@ class DeviceLoader(_EpochLoader):
         pad = self.transform.crop_padding
         if pad:  # padded once here, so each batch's crop windows are gathered straight from the data set
             self.images = F.pad(self.images, (pad, pad, pad, pad))
+
+    def first_images(self, n: int) -> torch.Tensor:
+        """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
+        p, (h, w) = self.transform.crop_padding, self._size
+        images = self.images[:n, :, p : p + h, p : p + w]
+        return torch.mul(images, self.transform.scale).add_(self.transform.shift)
 
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on, exactly as a full epoch yields them."""
@@ -267,7 +305,8 @@ class DeviceLoader(_EpochLoader):
                 x = random_window(self.images, self._size, generator, index=idx)
             else:
                 x = self.images.index_select(0, idx)
-            yield self.transform.finish(x, generator), self.labels.index_select(0, idx)
+            x = self.transform.finish(x, generator, self._flips(idx))
+            yield x, self.labels.index_select(0, idx)
 
 
 class _ShardSampler(torch.utils.data.Sampler[int]):
@@ -310,6 +349,7 @@ class StreamLoader(_EpochLoader):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        alternate_flip: bool = False,
         num_workers: int | None = None,
     ) -> None:
         super().__init__(
@@ -327,6 +367,7 @@ class StreamLoader(_EpochLoader):
             seed=seed,
             rank=rank,
             world_size=world_size,
+            alternate_flip=alternate_flip,
         )
         self.dataset = dataset
         self._sampler = _ShardSampler(
@@ -350,14 +391,22 @@ class StreamLoader(_EpochLoader):
             persistent_workers=workers > 0,
         )
 
+    def first_images(self, n: int) -> torch.Tensor:
+        """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
+        images = torch.stack([self.dataset[i][0] for i in range(min(n, self.n))]).to(self.device)
+        return torch.mul(images, self.transform.scale).add_(self.transform.shift)
+
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on; skipped batches are never decoded."""
         self._sampler.epoch = self.epoch
         self._sampler.start = batch_index * self.batch_size
+        # the same order the sampler draws, for the alternating flip's per-image rule (host generator)
+        order = self._order(torch.Generator()) if self._first_flips is not None else None
         for b, (x, y) in enumerate(self._loader, start=batch_index):
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
-            yield self.transform(x, self._seeded(b)), y
+            idx = order[b * self.batch_size : b * self.batch_size + len(x)] if order is not None else None
+            yield self.transform(x, self._seeded(b), None if idx is None else self._flips(idx)), y
 
 
 def make_loader(
@@ -375,8 +424,8 @@ def make_loader(
 
     ``mean``/``std`` default to the data set's own, else they are computed from its images (all of them in
     memory; up to 2,000 evenly spaced samples of a streamed one). ``options`` are the loaders' keywords
-    (``shuffle``, ``crop_padding``, ``flip``, ``channels_last``, ``drop_last``, ``seed``, ``rank``,
-    ``world_size``).
+    (``shuffle``, ``crop_padding``, ``flip``, ``alternate_flip``, ``channels_last``, ``drop_last``, ``seed``,
+    ``rank``, ``world_size``).
     """
     mean = mean if mean is not None else getattr(dataset, "mean", None)
     std = std if std is not None else getattr(dataset, "std", None)

@@ -14,8 +14,12 @@ import torch.nn.functional as F
 
 def random_flip(x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability ``p`` (one draw per image)."""
+    return flip_where(x, torch.rand(x.shape[0], generator=generator, device=x.device) < p)
+
+
+def flip_where(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose entry of the bool vector ``flip`` is true."""
     n, w = x.shape[0], x.shape[-1]
-    flip = torch.rand(n, generator=generator, device=x.device) < p
     cols = torch.arange(w, device=x.device)
     cols = torch.where(flip.view(n, 1), w - 1 - cols, cols)
     # one gather with each image's column order: a single pass, where flip-then-select would take two

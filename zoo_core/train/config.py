@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from zoo_core.errors import BadInputError
+from zoo_core.train.optim import check_param_groups, parse_schedule
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "rmsprop")
-SCHEDULES = ("onecycle", "cosine", "step", "constant")
+SCHEDULES = ("onecycle", "cosine", "step", "linear", "constant")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+TTA_MODES = ("none", "flip", "flip-translate")
+EMA_MODES = ("average", "lookahead")
 
 # used where a data set's recipe is silent
 FALLBACK_RECIPE: dict[str, Any] = {
@@ -27,7 +30,24 @@ FALLBACK_RECIPE: dict[str, Any] = {
     "schedule": "onecycle",
     "crop_padding": 0,
     "flip": False,
+    "alternate_flip": False,
+    "precision": "auto",
+    "channels_last": False,
+    "ema": 0.0,
+    "ema_every": 1,
+    "ema_warmup": 0.0,
+    "ema_mode": "average",
+    "tta": "none",
+    "data_init": True,
+    "param_groups": [],
 }
+
+
+def merged_recipe(dataset: str, dataset_meta: dict[str, Any], model_meta: dict[str, Any]) -> dict[str, Any]:
+    """The data set's recipe, overridden by the model's recipe for that data set (``recipe={"cifar10": …}``
+    in the model's registration), e.g. a model that needs its own optimizer settings to shine."""
+    model_recipes = model_meta.get("recipe") or {}
+    return {**(dataset_meta.get("recipe") or {}), **(model_recipes.get(dataset) or {})}
 
 
 @dataclass
@@ -48,9 +68,19 @@ class TrainConfig:
     schedule: str | None = None
     crop_padding: int | None = None
     flip: bool | None = None
+    alternate_flip: bool | None = None  # flip each image every other epoch instead of at random
+    ema: float | None = None  # decay of the weight average that is evaluated and saved (0: none)
+    ema_every: int | None = None  # optimizer steps between updates of the average
+    ema_warmup: float | None = None  # decay × (step / total) ** ema_warmup: early updates average less
+    ema_mode: str | None = None  # "lookahead": the model restarts from the average after each update
+    tta: str | None = None  # test-time augmentation of the final evaluation
+    data_init: bool | None = None  # call the model's init_from_data(images) before the first step
+    param_groups: list[dict[str, Any]] | None = None  # see zoo_core.train.optim
+    init: str | None = None  # start from: a run, a weights file or "pretrained" (zoo_core.train.init_weights)
+    freeze_backbone: bool = False  # train only the classifier (a linear probe)
     device: str = "auto"
-    precision: str = "auto"
-    channels_last: bool = False
+    precision: str | None = None
+    channels_last: bool | None = None
     compile: bool = False
     seed: int = 0
     data_dir: str | None = None
@@ -81,14 +111,24 @@ class TrainConfig:
             ),
             (self.lr is not None and self.lr > 0, f"--lr must be positive, not {self.lr}"),
             (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (
+                str(self.schedule).partition(":")[0] in SCHEDULES,
+                f"--schedule must be one of {', '.join(SCHEDULES)}",
+            ),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}"),
             (0 <= (self.label_smoothing or 0) < 1, "--label-smoothing must be in [0, 1)"),
             ((self.weight_decay or 0) >= 0, "--weight-decay must be ≥ 0"),
+            (0 <= (self.ema or 0) < 1, f"--ema must be in [0, 1), not {self.ema}"),
+            ((self.ema_every or 1) >= 1, f"--ema-every must be at least 1, not {self.ema_every}"),
+            ((self.ema_warmup or 0) >= 0, f"--ema-warmup must be ≥ 0, not {self.ema_warmup}"),
+            (self.ema_mode in EMA_MODES, f"--ema-mode must be one of {', '.join(EMA_MODES)}"),
+            (self.tta in TTA_MODES, f"--tta must be one of {', '.join(TTA_MODES)}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise BadInputError(message)
+        parse_schedule(self.schedule)  # its options
+        check_param_groups(self.param_groups)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -21,11 +21,18 @@ from torch import nn
 
 from zoo_core import contracts, distributed
 from zoo_core.catalog import get_catalog
-from zoo_core.device import resolve_device
+from zoo_core.device import pick_precision, resolve_device
 from zoo_core.errors import BadInputError, ZooError
-from zoo_core.train import checkpoint
-from zoo_core.train.config import TrainConfig
+from zoo_core.train import checkpoint, init_weights
+from zoo_core.train.config import TrainConfig, merged_recipe
+from zoo_core.train.data_recipe import refine_for_data
+from zoo_core.train.ema import WeightAverage
 from zoo_core.train.log import TrainingLog
+from zoo_core.train.optim import hold_finished_groups, make_optimizer, make_schedule
+from zoo_core.train.tta import TestTimeAugmentation
+
+# images handed to a model's init_from_data (airbench whitens from 5,000 CIFAR-10 images)
+DATA_INIT_IMAGES = 5000
 
 
 class TrainingDiverged(ZooError):
@@ -38,50 +45,9 @@ class TrainingInterrupted(ZooError):
     exit_code = 130
 
 
-def pick_precision(precision: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, whether a GradScaler is needed) for ``--precision`` on ``device``."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None, False
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return {"fp32": (None, False), "bf16": (torch.bfloat16, False), "fp16": (torch.float16, True)}[precision]
-
-
 def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
     """The augmentation seed of one batch: a pure function of its place, so a resumed run replays it."""
     return ((seed * 1_000_003 + epoch) * 1_000_003 + batch) * 1_009 + rank & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    # no weight decay on norm layers and biases: it only fights their scale, a common, well-tested choice
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov and cfg.momentum)
-        )
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0)
-
-
-def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
-    """Stepped once per optimizer step."""
-    if cfg.schedule == "onecycle" and total_steps >= 3:
-        # torch's OneCycleLR divides by the length of each phase: keep the warm-up at least two steps long
-        pct_start = max(0.25, 2 / total_steps)
-        return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=total_steps, pct_start=pct_start
-        )
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    if cfg.schedule == "step":  # ÷10 at half and at three quarters of the run
-        milestones = [total_steps // 2, total_steps * 3 // 4]
-        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
 class Trainer:
@@ -116,7 +82,10 @@ class Trainer:
         catalog = get_catalog()
         dataset_entry = catalog.datasets.get(cfg.dataset)
         model_entry = catalog.models.get(cfg.model)
-        self.cfg = cfg = cfg.with_recipe(dataset_entry.meta.get("recipe"))
+        requested = cfg  # what the user set; the data set's own recipe fills the rest once it is built
+        self.cfg = cfg = cfg.with_recipe(
+            merged_recipe(dataset_entry.name, dataset_entry.meta, model_entry.meta)
+        )
         if cfg.augs:  # check the specs now, before minutes of data loading; built for real below
             build_augmentations(cfg.augs, num_classes=dataset_entry.meta.get("num_classes") or 2)
         device_type = resolve_device(cfg.device)
@@ -132,6 +101,9 @@ class Trainer:
         kwargs = {"root": Path(cfg.data_dir) if cfg.data_dir else None, **cfg.dataset_kwargs}
         train_set = catalog.datasets.build(dataset_entry.name, split="train", **kwargs)
         test_set = catalog.datasets.build(dataset_entry.name, split="test", **kwargs)
+        self.cfg = cfg = refine_for_data(  # train_set.recipe (e.g. sized to it); a batch that fits it
+            requested, cfg, train_set, world_size=self.dist.world_size, announce=self.dist.is_main
+        )
         self.classes = list(train_set.classes)
         if list(test_set.classes) != self.classes:
             raise ZooError(f"{cfg.dataset}: the train and test splits have different classes")
@@ -152,6 +124,7 @@ class Trainer:
             std=std,
             crop_padding=cfg.crop_padding,
             flip=cfg.flip,
+            alternate_flip=cfg.alternate_flip,
             seed=cfg.seed,
             **common,
         )
@@ -174,13 +147,31 @@ class Trainer:
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: checkpoints and the optimizer use it
+        resuming = self.resume and (self.run_dir / checkpoint.TRAINING_STATE).exists()
+        if cfg.data_init and hasattr(model, "init_from_data") and not resuming:
+            with torch.no_grad():  # e.g. whitening filters from the patch covariance of real images
+                model.init_from_data(self.train_loader.first_images(DATA_INIT_IMAGES))
+        init_weights.prepare_model(  # --init weights (not when resuming), --freeze-backbone
+            model, cfg, model_kwargs=self.model_kwargs, resuming=resuming, announce=self.dist.is_main
+        )
         self.optimizer = make_optimizer(model, cfg)
         self.total_steps = cfg.epochs * len(self.train_loader)
-        self.schedule = make_schedule(self.optimizer, cfg, self.total_steps)
+        self.schedule = make_schedule(self.optimizer, cfg.schedule, self.total_steps)
+        self.average = None
+        if cfg.ema:
+            lookahead = cfg.ema_mode == "lookahead"
+            self.average = WeightAverage(
+                model, cfg.ema, every=cfg.ema_every, warmup=cfg.ema_warmup, lookahead=lookahead
+            )
+        self.final_model = self.average.module if self.average else model  # what is evaluated and saved
         self.autocast_dtype, use_scaler = pick_precision(cfg.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         # compile first, then wrap for DDP (the order torch recommends)
-        self.compiled = torch.compile(model) if cfg.compile else model  # also used, without DDP, to evaluate
+        self.compiled = torch.compile(model) if cfg.compile else model
+        # evaluated without the DDP wrapper (shards may differ by one batch); compiled once when it is model
+        self.compiled_final = self.compiled if self.final_model is model else self.final_model
+        if cfg.compile and self.final_model is not model:
+            self.compiled_final = torch.compile(self.final_model)
         forward = self.compiled
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -195,7 +186,7 @@ class Trainer:
 
         self.epoch, self.step, self.batch_in_epoch, self.best_acc, self.elapsed = 0, 0, 0, -1.0, 0.0
         self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}  # of an epoch cut short by Ctrl-C
-        if self.resume and (self.run_dir / checkpoint.TRAINING_STATE).exists():
+        if resuming:
             self.load_state(checkpoint.load_state(self.run_dir / checkpoint.TRAINING_STATE))
 
     # -- state ----------------------------------------------------------------------------------------
@@ -203,6 +194,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
+            "ema": self.average.state_dict() if self.average else {},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -221,6 +213,8 @@ class Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
+        if self.average:
+            self.average.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -251,9 +245,9 @@ class Trainer:
             input_size=self.input_size,
         )
         if is_best:
-            checkpoint.save_weights(self.run_dir / checkpoint.BEST_WEIGHTS, self.model, **card)
+            checkpoint.save_weights(self.run_dir / checkpoint.BEST_WEIGHTS, self.final_model, **card)
             self.best_acc = val_acc
-        checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.model, **card)
+        checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.final_model, **card)
         checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, self.state())
 
     # -- training -------------------------------------------------------------------------------------
@@ -272,6 +266,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.step()
+        hold_finished_groups(self.optimizer, self.epoch)
         return loss.detach()
 
     def train_epoch(self, log: TrainingLog) -> tuple[float, float, float]:
@@ -295,6 +290,8 @@ class Trainer:
             seen += x.shape[0]
             self.step += 1
             self.batch_in_epoch += 1
+            if self.average is not None:
+                self.average.update(self.step, self.total_steps)
             bar.update(1)
             self._call("on_step_end")
             # Ranks must stop at the same step, or one waits forever in the next all-reduce: under DDP a
@@ -303,7 +300,7 @@ class Trainer:
             if self.step % self.cfg.log_every == 0:  # a logging point: the one place we wait for the device
                 value, stop = self.log_point(loss)
                 self.check_finite(value)
-                bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.3g}")
+                bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[-1]['lr']:.3g}")
             if stop:
                 self.partial = {
                     "loss_sum": self.partial["loss_sum"] + float(loss_sum),
@@ -344,12 +341,14 @@ class Trainer:
                 f"The last good checkpoint in {self.run_dir} is intact; try a lower --lr or --precision fp32"
             )
 
-    def evaluate(self) -> Any:
+    def evaluate(self, tta: str = "none") -> Any:
+        """Metrics of the evaluated model (the weight average, when there is one) on the test split."""
         from zoo_core.train.evaluate import evaluate
 
         self.test_loader.set_epoch(0)
+        model = self.compiled_final
         return evaluate(
-            self.compiled,  # not the DDP wrapper: evaluation shards may differ in length by one batch
+            model if tta == "none" else TestTimeAugmentation(model, tta),
             self.test_loader.iter_from(0),
             num_classes=len(self.classes),
             autocast_dtype=self.autocast_dtype,
@@ -369,6 +368,9 @@ class Trainer:
         try:
             while self.epoch < self.cfg.epochs:
                 train_loss, img_per_s, _ = self.train_epoch(log)
+                last = self.epoch + 1 == self.cfg.epochs
+                if last and self.average is not None:
+                    self.average.finish()
                 result = self.evaluate()
                 metrics = {
                     "epoch": self.epoch + 1,
@@ -377,10 +379,14 @@ class Trainer:
                     "val_loss": result.loss,
                     "val_acc": result.top1,
                     "val_acc5": result.top5,
-                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "lr": self.optimizer.param_groups[-1]["lr"],
                     "img_per_s": img_per_s,
                     "time_s": self.elapsed + time.perf_counter() - self.started,
                 }
+                if last and self.cfg.tta != "none":  # the final score, over augmented views of each image
+                    tta = self.evaluate(self.cfg.tta)
+                    metrics.update(tta=self.cfg.tta, tta_acc=tta.top1, tta_acc5=tta.top5)
+                    metrics["time_s"] = self.elapsed + time.perf_counter() - self.started
                 self.epoch += 1
                 self.batch_in_epoch = 0
                 self.save(val_acc=result.top1)

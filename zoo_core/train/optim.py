@@ -1,0 +1,153 @@
+"""The optimizer with its parameter groups, and the learning-rate schedule.
+
+Parameter groups come from the run's ``param_groups``: a list of ``{"params": PATTERN, ...}`` that a recipe
+(or ``--param-group``) sets without naming a model in code. ``PATTERN`` is a shell-style pattern over
+``model.named_parameters()`` names; the first group that matches a parameter takes it. Keys:
+
+- ``lr_scale``: the group's learning rate is ``lr × lr_scale`` (the schedule scales it like the others);
+- ``weight_decay_scale``: its weight decay is ``weight_decay × weight_decay_scale`` (applied whatever the
+  tensor's shape; unmatched parameters keep zoo's default: no decay on biases and norms);
+- ``epochs``: the group trains for its first N epochs only, then its learning rate is held at 0.
+
+Frozen parameters (``requires_grad=False``) are never handed to the optimizer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from zoo_core.errors import BadInputError
+
+if TYPE_CHECKING:  # torch is imported by the functions that use it: TrainConfig validates specs without it
+    import torch
+    from torch import nn
+
+GROUP_KEYS = {"params", "lr_scale", "weight_decay_scale", "epochs"}
+SCHEDULE_OPTIONS = {"linear": {"warmup": 0.2, "start": 0.0, "end": 0.0}}
+
+
+def check_param_groups(groups: Sequence[dict[str, Any]]) -> None:
+    """Raise BadInputError for a group spec that is not a dict with a pattern and known numeric keys."""
+    for group in groups:
+        if not isinstance(group, dict) or not isinstance(group.get("params"), str):
+            raise BadInputError(f"a parameter group needs a 'params' pattern: {group!r}")
+        unknown = set(group) - GROUP_KEYS
+        if unknown:
+            raise BadInputError(
+                f"parameter group {group['params']!r}: unknown key(s) {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(GROUP_KEYS - {'params'}))})"
+            )
+        for key in GROUP_KEYS - {"params"}:
+            value = group.get(key, 1)
+            if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise BadInputError(f"parameter group {group['params']!r}: {key} must be a number ≥ 0")
+
+
+def param_groups(
+    model: nn.Module, specs: Sequence[dict[str, Any]], *, lr: float, weight_decay: float
+) -> list[dict[str, Any]]:
+    """The optimizer's groups: one per spec (in order), then decay / no-decay for the rest."""
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    taken: set[str] = set()
+    groups = []
+    for spec in specs:
+        params = [p for name, p in named if name not in taken and fnmatch.fnmatchcase(name, spec["params"])]
+        if not params:
+            raise BadInputError(
+                f"parameter group {spec['params']!r} matches no trainable parameter of the model "
+                f"(names look like {named[0][0] if named else '-'!r})"
+            )
+        taken.update(name for name, _ in named if fnmatch.fnmatchcase(name, spec["params"]))
+        group = {
+            "params": params,
+            "lr": lr * spec.get("lr_scale", 1.0),
+            "weight_decay": weight_decay * spec.get("weight_decay_scale", 1.0),
+            "pattern": spec["params"],
+        }
+        if "epochs" in spec:
+            group["train_epochs"] = int(spec["epochs"])
+        groups.append(group)
+    rest = [(name, p) for name, p in named if name not in taken]
+    # no weight decay on norm layers and biases: it only fights their scale, a common, well-tested choice
+    decay = [p for _, p in rest if p.ndim > 1]
+    no_decay = [p for _, p in rest if p.ndim <= 1]
+    groups += [
+        {"params": decay, "lr": lr, "weight_decay": weight_decay},
+        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+    ]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
+    """The run's optimizer over ``param_groups(model, cfg.param_groups, ...)``."""
+    import torch
+
+    groups = param_groups(model, cfg.param_groups or [], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov and cfg.momentum)
+        )
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0)
+
+
+def parse_schedule(spec: str) -> tuple[str, dict[str, float]]:
+    """``"linear:warmup=0.23,start=0.2,end=0.07"`` → ``("linear", {...})`` with defaults filled in."""
+    name, _, rest = spec.partition(":")
+    options = dict(SCHEDULE_OPTIONS.get(name, {}))
+    for item in filter(None, rest.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in options:
+            known = ", ".join(options) or "none"
+            raise BadInputError(f"--schedule {spec}: unknown option {key!r} for {name} (options: {known})")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            raise BadInputError(f"--schedule {spec}: {key} must be a number, not {value!r}") from None
+    return name, options
+
+
+def linear_factor(step: int, total: int, warmup: float, start: float, end: float) -> float:
+    """Piecewise linear: ``start`` → 1 over the first ``warmup`` fraction of steps, then 1 → ``end``."""
+    warm = int(total * warmup)
+    if step < warm:
+        return start + (1.0 - start) * step / warm
+    return 1.0 + (end - 1.0) * min(1.0, (step - warm) / max(1, total - warm))
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> Any:
+    """Stepped once per optimizer step; every group follows it from its own base learning rate."""
+    import torch
+
+    name, options = parse_schedule(schedule)
+    base = [group["lr"] for group in optimizer.param_groups]
+    if name == "onecycle" and total_steps >= 3:
+        # torch's OneCycleLR divides by the length of each phase: keep the warm-up at least two steps long
+        pct_start = max(0.25, 2 / total_steps)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=base, total_steps=total_steps, pct_start=pct_start
+        )
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    if name == "step":  # ÷10 at half and at three quarters of the run
+        milestones = [total_steps // 2, total_steps * 3 // 4]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    if name == "linear":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: linear_factor(step, total_steps, **options)
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def hold_finished_groups(optimizer: torch.optim.Optimizer, epoch: int) -> None:
+    """Learning rate 0 for the groups whose ``epochs`` have passed (after each schedule step: schedules
+    recompute the rate from their own state, so this holds however they work)."""
+    for group in optimizer.param_groups:
+        if epoch >= group.get("train_epochs", math.inf):
+            group["lr"] = 0.0
