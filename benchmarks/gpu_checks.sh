@@ -1,26 +1,213 @@
 #!/usr/bin/env bash
-# The CUDA checks of the whole project, in two phases that each fit one 10-minute device call:
-#   bash benchmarks/gpu_checks.sh checks  DATA_SRC OUT   # install, test suite on CUDA, bench, pipeline, augs
-#   bash benchmarks/gpu_checks.sh train   DATA_SRC OUT   # accuracy/time runs of the Trainer on CUDA
-# DATA_SRC is a copy of ../shared/data (prepare.py and its sources); results are written flat into OUT.
+# Every CUDA measurement of the project in ONE command that fits a 9-minute device call on an H100:
+#
+#   bash benchmarks/gpu_checks.sh [--out DIR]       # DIR: default "${OUT:-benchmarks/results/gpu}"
+#   bash benchmarks/gpu_checks.sh --dry-run --out /tmp/gc   # every step for one batch on the CPU (tests)
+#
+# Steps, in order of importance; each writes its files into DIR the moment it has them (rows of a table as
+# they complete, a run's metrics.jsonl after every epoch), so a cut run still returns the first results:
+#   00 GPU name, driver and versions             00-versions.txt
+#   01 fastnet: time to 94% on CIFAR-10, 3 seeds 01-fastnet.md, 01-fastnet-seedS.{jsonl,log}
+#   02 zoo bench throughput + MFU, every model   02-throughput-eager.{md,json}   (batch 512, bf16, channels_last)
+#   03 the same, torch.compile                   03-throughput-compiled.{md,json}
+#   04 zoo bench --accuracy, CIFAR-10, 10 epochs 04-accuracy-cifar10.{md,json,png}
+#   05 resnet18 on its full CIFAR-10 recipe      05-resnet18-recipe.{jsonl,log}
+#   06 the headline: inception --aug cutmix      06-inception-cutmix.{jsonl,log}
+#   07 zoo bench against timm's method           07-bench-vs-timm.md
+# steps.txt logs every step: its wall seconds and whether it finished, was cut by its budget or skipped.
+#
+# Each step has a budget in seconds (a step past it is stopped, keeping what it wrote) and the whole run a
+# deadline (GPU_CHECKS_SECONDS, default 520, from the start of the script): a step starts only with time left,
+# so the tail of the list is what a slow machine loses. On the device machine the
+# data come from ../shared/data/prepare.py (beside the repository), laid out in /tmp/zoo-data.
 set -uo pipefail
-phase=$1 src=$2 out=$3
-export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-deps --no-build-isolation -e . >/tmp/install.log 2>&1 || { cat /tmp/install.log; exit 1; }
-python3 "$src/prepare.py" /tmp/zoo-data >/dev/null || exit 1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-python3 -c "import torch, torchvision, timm; print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'timm', timm.__version__)" | tee -a "$out/gpu.txt"
-if [ "$phase" = checks ]; then
-  timeout 280 python3 -m pytest -q -x -m "not slow" -p no:cacheprovider 2>&1 | tail -25 | tee "$out/pytest-cuda.txt"
-  zoo bench --device cuda --batch-size 256 --channels-last --runs 20 --warmup 5 --output "$out/models-cuda.md" 2>/dev/null | tail -3
-  python3 benchmarks/augmentations.py --device cuda --output "$out/augmentations-cuda.md" 2>&1 | tail -15
+
+dry_run=0
+out="${OUT:-benchmarks/results/gpu}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) dry_run=1 ;;
+    --out) out="$2"; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "gpu_checks.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+start=$SECONDS
+cd "$(dirname "$0")/.."
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+total="${GPU_CHECKS_SECONDS:-520}"
+work="${GPU_CHECKS_WORK:-/tmp/zoo-gpu-checks}"
+rm -rf "$work" && mkdir -p "$work"
+: > "$out/steps.txt"
+
+if [ "$dry_run" = 1 ]; then
+  py="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
+  device=cpu data="$work/tiny" seeds="0" models="lenet fastnet" compiled_models="lenet"
+  export ZOO_CACHE="$work/cache"
+  # one batch per step: a 2-class image tree of 16 training and 8 test images, trained with batch 16
+  "$py" - "$data" <<'EOF' || exit 1
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+rng = np.random.default_rng(0)
+for split, n in (("train", 8), ("test", 4)):
+    for label, base in (("dark", 40), ("bright", 200)):
+        folder = Path(sys.argv[1]) / split / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = np.clip(rng.normal(base, 20, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+EOF
+  small=(--epochs 1 --batch-size 16)
+  fastnet=(imagefolder fastnet "${small[@]}")
+  resnet=(imagefolder resnet18 "${small[@]}")
+  inception=(imagefolder inception --aug cutmix "${small[@]}")
+  accuracy=(--dataset imagefolder "${small[@]}")
+  bench=(--batch-size 2 --runs 1 --warmup 0 --precision fp32)
+  timm_args=(--batch-size 2 --warmup 0 --steps 1 --rounds 2)
+  compile=()  # the CPU compiler would take minutes; the flag is exercised by the test suite instead
+  compiled_extra=(--mode infer)
 else
-  python3 benchmarks/data_pipeline.py --device cuda --skip-load --data-dir /tmp/zoo-data \
-    --output "$out/data-pipeline-cuda.md" 2>&1 | tail -12
-  for job in "mnist lenet" "cifar10 resnet18 --channels-last --compile" "cifar10 inception --aug cutmix --channels-last"; do
-    name=$(echo "$job" | cut -d' ' -f1,2 | tr ' ' '-')
-    /usr/bin/time -f "wall %e s" zoo train $job --device cuda --data-dir /tmp/zoo-data --out "/tmp/runs/$name" \
-      --no-tensorboard 2>&1 | tee "$out/train-$name.txt"
-    cp "/tmp/runs/$name/metrics.jsonl" "$out/metrics-$name.jsonl"
-  done
+  py="${PYTHON:-python3}"
+  device=cuda data=/tmp/zoo-data seeds="0 1 2" models="" compiled_models=""
+  "$py" -m pip install -q --no-deps --no-build-isolation -e . >"$work/install.log" 2>&1 \
+    || { cat "$work/install.log"; exit 1; }
+  "$py" ../shared/data/prepare.py "$data" >"$work/prepare.log" 2>&1 || { cat "$work/prepare.log"; exit 1; }
+  fastnet=(cifar10 fastnet --compile)
+  resnet=(cifar10 resnet18 --channels-last --compile)
+  inception=(cifar10 inception --aug cutmix --channels-last --compile)
+  accuracy=(--dataset cifar10 --epochs 10 --channels-last)
+  bench=(--batch-size 512 --precision bf16 --channels-last --runs 20 --warmup 5)
+  timm_args=(--batch-size 256 --precision bf16 --channels-last)
+  compile=(--compile)
+  compiled_extra=()
 fi
+zoo_cmd=("$py" -m zoo_core)
+zoo() { "$py" -m zoo_core "$@"; }
+data_args=(--data-dir "$data")
+
+# run_step NAME BUDGET STDOUT_COPY COMMAND...: run COMMAND (an executable, so that timeout stops the
+# program itself) for at most min(BUDGET, time left), its stdout also copied to STDOUT_COPY unless "-";
+# stderr (progress bars, per-epoch lines) goes to stderr.log
+run_step() {
+  local name=$1 budget=$2 copy=$3; shift 3
+  local left=$(( total - (SECONDS - start) ))
+  [ "$budget" -gt "$left" ] && budget=$left
+  if [ "$budget" -lt 5 ]; then
+    echo "$name: skipped, out of time" | tee -a "$out/steps.txt"
+    return
+  fi
+  local t0=$SECONDS rc
+  if [ "$copy" = - ]; then
+    timeout --kill-after=10 "$budget" "$@" 2>>"$out/stderr.log"
+    rc=$?
+  else
+    timeout --kill-after=10 "$budget" "$@" 2>>"$out/stderr.log" | tee "$copy"
+    rc=${PIPESTATUS[0]}
+  fi
+  local how="finished"
+  [ $rc -eq 124 ] || [ $rc -eq 137 ] && how="cut at its ${budget} s budget"
+  [ $rc -ne 0 ] && [ "$how" = finished ] && how="failed (exit $rc)"
+  echo "$name: $how, $(( SECONDS - t0 )) s" | tee -a "$out/steps.txt"
+}
+
+# train_run NAME ARGS...: zoo train into $work/NAME, copying metrics.jsonl to $out/NAME.jsonl every few
+# seconds while it runs (so a run stopped by its budget keeps every finished epoch)
+train_run() {
+  local name=$1; shift
+  zoo train "$@" --device "$device" --data-dir "$data" --out "$work/$name" --no-tensorboard \
+    >"$out/$name.log" 2>&1 &
+  local pid=$!
+  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; cp "$work/$name/metrics.jsonl" "$out/$name.jsonl" 2>/dev/null; exit 124' TERM
+  while kill -0 $pid 2>/dev/null; do
+    cp "$work/$name/metrics.jsonl" "$out/$name.jsonl" 2>/dev/null
+    sleep 3
+  done
+  wait $pid
+  local rc=$?
+  cp "$work/$name/metrics.jsonl" "$out/$name.jsonl" 2>/dev/null
+  return $rc
+}
+export -f zoo train_run
+export py device out work data
+
+# fastnet_row SEED: one line of the fastnet table, from the run's metrics.jsonl
+fastnet_row() {
+  "$py" - "$out/01-fastnet-seed$1.jsonl" "$1" <<'EOF' >>"$out/01-fastnet.md"
+import json
+import sys
+from pathlib import Path
+
+path, seed = Path(sys.argv[1]), sys.argv[2]
+rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+if not rows:
+    print(f"| {seed} | — | — | — | — | no epoch finished |")
+    sys.exit()
+hit = next((r for r in rows if r["val_acc"] >= 0.94), None)
+to94 = f"{hit['time_s']:.1f} (epoch {hit['epoch']})" if hit else "not reached"
+best = max(r["val_acc"] for r in rows)
+print(f"| {seed} | {len(rows)} | {rows[-1]['val_acc']:.2%} | {best:.2%} | {to94} | {rows[-1]['time_s']:.1f} |")
+EOF
+}
+
+# -- 00 versions ---------------------------------------------------------------------------------------
+{
+  if command -v nvidia-smi >/dev/null; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  else
+    echo "no nvidia-smi (dry run on $(uname -m))"
+  fi
+  "$py" -c "import torch, torchvision, timm, zoo_core; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'cuDNN', torch.backends.cudnn.version(), '| torchvision', torchvision.__version__, '| timm', timm.__version__, '| zoo', zoo_core.__version__)"
+  "$py" -c "import platform, os; print('Python', platform.python_version(), '|', os.cpu_count(), 'CPU cores |', platform.platform())"
+} 2>&1 | tee "$out/00-versions.txt"
+
+# -- 01 fastnet: time to 94% ---------------------------------------------------------------------------
+{
+  echo "# fastnet on CIFAR-10 (JPEG q75 copy): time to 94% test top-1"
+  echo
+  echo "Command: \`zoo train ${fastnet[*]} --device $device --seed S\`; times are \`time_s\` of metrics.jsonl"
+  echo "(wall seconds since the start of training, compilation included). GPU: $(head -1 "$out/00-versions.txt")"
+  echo
+  echo "| seed | epochs | final top-1 | best top-1 | s to 94% | train s |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+} >"$out/01-fastnet.md"
+for seed in $seeds; do
+  run_step "01 fastnet seed $seed" 70 - bash -c 'train_run "$@"' _ \
+    "01-fastnet-seed$seed" "${fastnet[@]}" --seed "$seed"
+  fastnet_row "$seed"
+done
+
+# -- 02/03 throughput and MFU --------------------------------------------------------------------------
+# shellcheck disable=SC2086  # $models: word-split on purpose (empty: every model)
+run_step "02 throughput eager" 60 "$out/02-throughput-eager.md" "${zoo_cmd[@]}" bench \
+  $models --device "$device" "${bench[@]}" --output "$out/02-throughput-eager.json"
+# shellcheck disable=SC2086
+run_step "03 throughput compiled" 70 "$out/03-throughput-compiled.md" "${zoo_cmd[@]}" bench \
+  $compiled_models --device "$device" "${bench[@]}" "${compile[@]}" "${compiled_extra[@]}" \
+  --output "$out/03-throughput-compiled.json"
+
+# -- 04 accuracy of every model ------------------------------------------------------------------------
+plot=()
+"$py" -c "import matplotlib" 2>/dev/null && plot=(--plot "$out/04-accuracy-cifar10.png")
+# shellcheck disable=SC2086
+run_step "04 accuracy sweep" 120 "$out/04-accuracy-cifar10.md" "${zoo_cmd[@]}" bench \
+  $models --accuracy --device "$device" "${accuracy[@]}" "${data_args[@]}" \
+  --output "$out/04-accuracy-cifar10.json" "${plot[@]}"
+
+# -- 05/06 full recipes --------------------------------------------------------------------------------
+run_step "05 resnet18 recipe" 90 - bash -c 'train_run "$@"' _ \
+  05-resnet18-recipe "${resnet[@]}"
+run_step "06 inception cutmix" 90 - bash -c 'train_run "$@"' _ \
+  06-inception-cutmix "${inception[@]}"
+
+# -- 07 fairness: zoo bench against timm's benchmark method --------------------------------------------
+run_step "07 bench vs timm" 40 - "$py" benchmarks/bench_vs_timm.py --device "$device" "${timm_args[@]}" \
+  --output "$out/07-bench-vs-timm.md"
+
+echo "total $(( SECONDS - start )) s (deadline $total s)" | tee -a "$out/steps.txt"
