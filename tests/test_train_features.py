@@ -3,6 +3,8 @@ augmentation, the alternating flip, parameter groups, the linear schedule, model
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -297,3 +299,19 @@ def test_a_bad_param_group_option_exits_2():
     result = CliRunner().invoke(cli, ["train", "digits", "lenet", "--param-group", "nothing.*:lr_scale=2"])
     assert result.exit_code == 2, result.output
     assert "matches no trainable parameter" in result.output
+
+
+def test_zoo_eval_uses_the_runs_tta_unless_told_otherwise(tmp_path, catalog):
+    run = tmp_path / "run"
+    options = ["--epochs", "1", "--batch-size", "256", "--tta", "flip", "--no-tensorboard"]
+    trained = CliRunner().invoke(cli, ["train", "digits", "lenet", "--out", str(run), *options])
+    assert trained.exit_code == 0, trained.output
+    final = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert final["tta"] == "flip"
+    own = CliRunner().invoke(cli, ["eval", str(run), "--json"])
+    assert own.exit_code == 0, own.output
+    assert json.loads(own.stdout)["tta"] == "flip"
+    assert json.loads(own.stdout)["top1"] == pytest.approx(final["tta_acc"])
+    plain = CliRunner().invoke(cli, ["eval", str(run), "--json", "--tta", "none"])
+    assert json.loads(plain.stdout)["tta"] == "none"
+    assert json.loads(plain.stdout)["top1"] == pytest.approx(final["val_acc"])

@@ -29,6 +29,12 @@ from zoo_core.errors import BadInputError, UnknownNameError
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of text.")
 @click.option(
+    "--tta",
+    type=click.Choice(["none", "flip", "flip-translate"]),
+    default=None,
+    help="Test-time augmentation (default: the run's own setting, from its config.json, else none).",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -42,6 +48,7 @@ def eval_command(
     batch_size: int,
     device: str,
     as_json: bool,
+    tta: str | None,
     out: Path | None,
 ) -> None:
     """Evaluate RUN_OR_CHECKPOINT (a run directory or a .safetensors file) on DATASET.
@@ -63,6 +70,7 @@ def eval_command(
     from zoo_core.data.loader import make_loader
     from zoo_core.train.checkpoint import load_model, resolve_checkpoint
     from zoo_core.train.evaluate import evaluate
+    from zoo_core.train.tta import TestTimeAugmentation
 
     device = resolve_device(device)
     weights = resolve_checkpoint(checkpoint)
@@ -82,9 +90,12 @@ def eval_command(
         raise BadInputError(
             f"{dataset} has {data_size[0]}-channel images but {weights} takes {card.input_size[0]} channels"
         )
+    tta = tta or _run_setting(weights, card.model, "tta") or "none"
+    if tta != "none":
+        click.echo(f"Test-time augmentation: {tta}", err=True)
     started = time.perf_counter()
     result = evaluate(
-        model,
+        model if tta == "none" else TestTimeAugmentation(model, tta),
         make_loader(data, batch_size=batch_size, device=device, train=False, mean=card.mean, std=card.std),
         num_classes=card.num_classes,
         device_type=device.split(":")[0],
@@ -100,6 +111,7 @@ def eval_command(
                 "model": card.model,
                 "dataset": dataset,
                 "split": split,
+                "tta": tta,
                 **result.to_dict(card.classes),
                 "seconds": seconds,
                 "png": str(png),
@@ -116,6 +128,15 @@ def eval_command(
     click.echo(format_confusion(result.confusion, card.classes))
     click.echo()
     click.echo(f"Confusion matrix saved to {png}")
+
+
+def _run_setting(weights: Path, model: str, key: str) -> Any:
+    """A setting of the run the weights belong to (its config.json beside them), or None."""
+    try:
+        run = json.loads((weights.parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return run.get(key) if isinstance(run, dict) and run.get("model") == model else None
 
 
 def _data_to_evaluate(

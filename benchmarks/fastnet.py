@@ -1,0 +1,122 @@
+"""fastnet on CIFAR-10 through the ordinary `zoo train`: seeds and an ablation of its recipe's techniques.
+
+    python benchmarks/fastnet.py --data-dir DATA --work /tmp/fastnet [--jobs 2 --threads 1] \
+        [--variants full:0,full:1,full:2,no-ema:0,...] --output benchmarks/results/fastnet-cpu.md
+
+Each variant is `zoo train cifar10 fastnet --data-dir DATA --seed S` plus the options that switch one
+technique off; the table reads each run's metrics.jsonl (final test top-1 plain and with TTA, wall time).
+``--jobs 2 --threads 1`` runs two single-threaded trainings side by side on a 2-core machine (the same
+total throughput, steadier when other work shares the machine); the wall time of the recipe itself is the
+``--jobs 1`` figure with the default threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# variant → (what it removes, the options that remove it)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "full": ("nothing: the whole recipe", []),
+    "no-data-init": ("whitening filters from the data (random stem instead)", ["--no-data-init"]),
+    "no-ema": ("lookahead weight averaging", ["--ema", "0"]),
+    "random-flip": ("alternating flip (random flips instead)", ["--random-flip"]),
+    "no-label-smoothing": ("label smoothing 0.2", ["--label-smoothing", "0"]),
+}
+
+
+def run(variant: str, seed: int, data_dir: str, work: Path, threads: int | None) -> dict:
+    out = work / f"{variant}-seed{seed}"
+    metrics_file = out / "metrics.jsonl"
+    if not (metrics_file.exists() and len(metrics_file.read_text().splitlines()) == 10):
+        env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+        command = [sys.executable, "-m", "zoo_core", "train", "cifar10", "fastnet", "--data-dir", data_dir]
+        command += ["--seed", str(seed), "--out", str(out), "--no-tensorboard", *VARIANTS[variant][1]]
+        if (out / "last.pt").exists():
+            command = [sys.executable, "-m", "zoo_core", "train", "--resume", str(out)]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        print(f"{variant} seed {seed}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    lines = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+    last = lines[-1]
+    return {
+        "variant": variant,
+        "seed": seed,
+        "epochs": last["epoch"],
+        "val_acc": last["val_acc"],
+        "tta_acc": last.get("tta_acc"),
+        "time_s": last["time_s"],
+    }
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> str:
+    lines = [
+        "# fastnet on CIFAR-10 (JPEG q75 copy), `zoo train cifar10 fastnet`",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
+        f"torch {__import__('torch').__version__}. Command: `python benchmarks/fastnet.py "
+        f"--data-dir DATA --jobs {args.jobs} --threads {args.threads or 'default'} "
+        f"--variants {args.variants}`. ",
+        "Test top-1 on the 10,000 test images after the last of 10 epochs; `TTA` is the recipe's "
+        "flip-translate evaluation, the recipe's final score. Time: wall seconds of `fit` (training, "
+        "evaluation after every epoch, the final TTA evaluation), with the runs side by side as stated.",
+        "",
+        "| variant | removes | seed | top-1 | top-1 with TTA | time (s) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        tta = f"{r['tta_acc']:.2%}" if r["tta_acc"] is not None else "-"
+        removes = VARIANTS[r["variant"]][0]
+        lines.append(
+            f"| {r['variant']} | {removes} | {r['seed']} | {r['val_acc']:.2%} | {tta} | {r['time_s']:.0f} |"
+        )
+    lines += [
+        "",
+        "| variant | runs | mean top-1 with TTA | min | mean top-1 without TTA |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        tta = [r["tta_acc"] for r in mine]
+        plain = statistics.mean(r["val_acc"] for r in mine)
+        lines.append(
+            f"| {variant} | {len(mine)} | {statistics.mean(tta):.2%} | {min(tta):.2%} | {plain:.2%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/fastnet-runs"))
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run")
+    parser.add_argument("--variants", default="full:0,full:1,full:2")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    plan = [(v, int(s)) for v, _, s in (item.partition(":") for item in args.variants.split(","))]
+    for variant, _ in plan:
+        if variant not in VARIANTS:
+            parser.error(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(lambda p: run(*p, args.data_dir, args.work, args.threads), plan))
+    text = report(rows, args)
+    print(text)
+    if args.output:
+        args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
