@@ -213,8 +213,8 @@ class Trainer:
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        if self.average:
-            self.average.load_state_dict(state["ema"])
+        if self.average:  # a state saved without an average starts it from the model
+            self.average.load_state_dict(state.get("ema") or state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
