@@ -41,9 +41,10 @@ def plot_accuracy(rows: list[dict[str, Any]], path: str | os.PathLike, *, title:
         y = [point["val_acc"] * 100 for point in curve]
         times += x
         axes.plot(x, y, marker=_MARKERS[i % len(_MARKERS)], markersize=4, linewidth=1.2, label=name)
-        axes.annotate(
-            name, (x[-1], y[-1]), xytext=(4, 0), textcoords="offset points", fontsize=7, va="center"
-        )
+        if len(curves) <= 8:  # beyond that, labels on the chart overlap: the legend alone names them
+            axes.annotate(
+                name, (x[-1], y[-1]), xytext=(4, 0), textcoords="offset points", fontsize=7, va="center"
+            )
     if min(times) > 0 and max(times) / min(times) > 20:
         axes.set_xscale("log")
     axes.set_xlabel("training time (wall seconds since the start of training)")
