@@ -284,6 +284,8 @@ def check_split(entry: Entry, data: Any, split: str) -> str:
         n = len(data)
         for i in sorted({0, n // 2, n - 1}):
             contracts.check_sample(data[i], classes, f"{where}, sample {i}")
+    if hasattr(data, "__len__") and len(data) != n:
+        raise AssertionError(f"len() of {where} is {len(data)} but it holds {n} images")
     problems = _declared_dataset(entry, data)
     if problems:
         raise AssertionError("; ".join(problems))
@@ -486,17 +488,17 @@ def check_plugin(catalog: Catalog, plugin: str, root: Path | None = None) -> Ite
             yield from entry_checks(catalog, kind, name, root)
 
 
-def format_table(checks: list[Check]) -> str:
-    """The checks as an aligned table (status, entry, check, detail), then a count."""
+def format_table(checks: list[Check], *, counts: bool = True) -> str:
+    """The checks as an aligned table (status, entry, check, detail), then (``counts``) how many passed."""
     rows = [("result", "entry", "check", "detail")] + [(c.status, c.entry, c.check, c.detail) for c in checks]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        ("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3]).rstrip()
         for row in rows
     ]
-    failed = sum(not c.ok for c in checks)
-    skipped = sum(c.status == SKIP for c in checks)
-    summary = f"{len(checks) - failed - skipped} passed, {failed} failed"
-    return "\n".join(
-        [*(line.rstrip() for line in lines), summary + (f", {skipped} skipped" if skipped else "")]
-    )
+    if counts:
+        failed = sum(not c.ok for c in checks)
+        skipped = sum(c.status == SKIP for c in checks)
+        summary = f"{len(checks) - failed - skipped} passed, {failed} failed"
+        lines.append(summary + (f", {skipped} skipped" if skipped else ""))
+    return "\n".join(lines)

@@ -48,7 +48,8 @@ class ConformanceError(AssertionError):
     def __init__(self, checks: list[Check]) -> None:
         self.checks = checks
         failed = [c for c in checks if not c.ok]
-        super().__init__(f"{len(failed)} conformance check(s) failed:\n{format_table(failed)}")
+        table = format_table(failed, counts=False)
+        super().__init__(f"{len(failed)} of {len(checks)} conformance checks failed:\n{table}")
 
 
 def _raise_on_failure(checks: list[Check]) -> list[Check]:

@@ -53,14 +53,15 @@ def draw(labels: torch.Tensor, size: int, generator: torch.Generator) -> torch.T
     return (images * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-def shapes(*, root: Path | None = None, split: str, size: int = 32, count: int | None = None) -> Shapes:
+def shapes(*, root: Path | None = None, split: str, image_size: int = 32, count: int | None = None) -> Shapes:
     """Circles, squares, triangles and crosses drawn at random (``root`` is unused: nothing is read).
 
-    ``size`` is the image side in pixels; ``count`` the number of images (default 2,000 train, 500 test).
+    ``image_size`` is the image side in pixels (``zoo train shapes … --image-size 16``); ``count`` the number
+    of images (default 2,000 train, 500 test).
     """
     if split not in SIZES:
         raise ValueError(f"shapes has the splits {', '.join(SIZES)}, not {split!r}")
     generator = torch.Generator().manual_seed(SEEDS[split])
     n = SIZES[split] if count is None else count
     labels = torch.randint(0, len(CLASSES), (n,), generator=generator)
-    return Shapes(list(CLASSES), draw(labels, size, generator), labels)
+    return Shapes(list(CLASSES), draw(labels, image_size, generator), labels)
