@@ -258,7 +258,7 @@ def _declared_dataset(entry: Entry, data: Any) -> list[str]:
     classes = len(data.classes)
     if meta.get("num_classes") is not None and int(meta["num_classes"]) != classes:
         problems.append(f"declared num_classes {meta['num_classes']} but the data set has {classes} classes")
-    actual = contracts.dataset_input_size(data, None if contracts.is_in_memory(data) else meta)
+    actual = contracts.dataset_input_size(data)  # not from the metadata: that is what is checked
     if contracts.is_in_memory(data):
         images = tuple(int(n) for n in data.images.shape[1:])
         if actual != images:

@@ -142,8 +142,15 @@ def _sliced(name: str, samples: int) -> Iterator[Entry]:
         count = samples if kwargs.get("split") == "train" else max(1, samples // 2)
         return _slice(original.build(**kwargs), count, seed=0)
 
-    sliced = Entry(original.name, original.kind, build, original.summary, original.aliases, original.plugin)
-    object.__setattr__(sliced, "meta", dict(original.meta))
+    sliced = Entry(
+        original.name,
+        original.kind,
+        build,
+        original.summary,
+        original.aliases,
+        original.plugin,
+        original.meta,
+    )
     # The one place zoo swaps a registered entry: the registry has no public way to, on purpose.
     registry._entries[original.name] = sliced
     try:
