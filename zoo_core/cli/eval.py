@@ -55,9 +55,9 @@ def eval_command(
 
     By default it evaluates on the run's own data: the data set, data directory and data-set options
     recorded in the run's config.json (beside the weights). DATASET and --data-dir override them; the
-    classes must be the checkpoint's. The first line (on stderr) says what is evaluated. Prints
-    loss, top-1 and top-5 accuracy, the accuracy of each class and the confusion matrix, and saves the
-    matrix as a PNG heat map.
+    classes must be the checkpoint's. The first line says what is evaluated (in --json: data_dir and
+    data_source). Prints loss, top-1 and top-5 accuracy, the accuracy of each class and the confusion
+    matrix, and saves the matrix as a PNG heat map.
 
     \b
     Examples:
@@ -78,7 +78,7 @@ def eval_command(
     dataset, data_dir, run_kwargs, source = _data_to_evaluate(weights, card, dataset, data_dir)
     kwargs = {**_shape_kwargs(dataset, card.input_size), **run_kwargs}
     where = f" from {data_dir}" if data_dir else ""
-    click.echo(f"Evaluating {weights} ({card.model}) on {dataset} {split}{where} ({source})", err=True)
+    what = f"Evaluating {weights} ({card.model}) on {dataset} {split}{where} ({source})"
     data = create_dataset(dataset, root=data_dir, split=split, **kwargs)
     if list(data.classes) != card.classes:
         raise BadInputError(
@@ -111,6 +111,8 @@ def eval_command(
                 "model": card.model,
                 "dataset": dataset,
                 "split": split,
+                "data_dir": str(data_dir) if data_dir else None,
+                "data_source": source,
                 "tta": tta,
                 **result.to_dict(card.classes),
                 "seconds": seconds,
@@ -118,6 +120,7 @@ def eval_command(
             }
         )
         return
+    click.echo(what)
     click.echo(f"{weights}: {card.model} trained on {card.dataset} (zoo {card.zoo_version})")
     click.echo(f"{dataset} {split}: {result.count} images on {device} in {seconds:.1f} s")
     click.echo(f"loss {result.loss:.4f}   top-1 {result.top1:.2%}   top-{result.k} {result.top5:.2%}")
