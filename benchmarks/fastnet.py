@@ -32,6 +32,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "no-ema": ("lookahead weight averaging", ["--ema", "0"]),
     "random-flip": ("alternating flip (random flips instead)", ["--random-flip"]),
     "no-label-smoothing": ("label smoothing 0.2", ["--label-smoothing", "0"]),
+    "zero-padding": ("reflect padding of the random crop (zeros instead)", ["--padding-mode", "constant"]),
 }
 
 

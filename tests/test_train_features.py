@@ -315,3 +315,20 @@ def test_zoo_eval_uses_the_runs_tta_unless_told_otherwise(tmp_path, catalog):
     plain = CliRunner().invoke(cli, ["eval", str(run), "--json", "--tta", "none"])
     assert json.loads(plain.stdout)["tta"] == "none"
     assert json.loads(plain.stdout)["top1"] == pytest.approx(final["val_acc"])
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_reflect_padding_crops_show_only_image_pixels(streamed):
+    images = torch.randint(1, 256, (16, 3, 6, 6), dtype=torch.uint8)  # no zero anywhere
+    common = dict(batch_size=16, device="cpu", mean=(0, 0, 0), std=(1 / 255,) * 3, train=True, seed=1)
+    options = dict(crop_padding=2, padding_mode="reflect", **common)
+    if streamed:
+        data = torch.utils.data.TensorDataset(images, torch.zeros(16, dtype=torch.int64))
+        loader = StreamLoader(data, num_workers=0, **options)
+    else:
+        loader = DeviceLoader(images, torch.zeros(16, dtype=torch.int64), **options)
+    ((x, _),) = list(loader)
+    assert x.min() >= 1  # zero padding would show 0s at the borders of shifted crops
+    zeros = DeviceLoader(images, torch.zeros(16, dtype=torch.int64), crop_padding=2, **common)
+    ((z, _),) = list(zeros)
+    assert z.min() == 0

@@ -13,7 +13,15 @@ import click
 
 from zoo_core.cli.common import RegistryName, warn
 from zoo_core.errors import BadInputError
-from zoo_core.train.config import EMA_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES, TTA_MODES, TrainConfig
+from zoo_core.train.config import (
+    EMA_MODES,
+    OPTIMIZERS,
+    PADDING_MODES,
+    PRECISIONS,
+    SCHEDULES,
+    TTA_MODES,
+    TrainConfig,
+)
 
 # what a resumed run may change: where it runs and where its data are
 RESUME_OPTIONS = {"resume", "device", "data_dir"}
@@ -54,7 +62,12 @@ def find_run(resume: str, dataset: str | None, model: str | None) -> Path:
         return run_dir
     candidates = []
     for config_file in Path("runs").glob("*/config.json"):
-        saved = json.loads(config_file.read_text())
+        try:
+            saved = json.loads(config_file.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged run is not a candidate; naming it with --resume DIR says what is wrong
+        if not isinstance(saved, dict):
+            continue
         if dataset in (None, saved.get("dataset")) and model in (None, saved.get("model")):
             candidates.append(config_file.parent)
     if not candidates:
@@ -62,6 +75,21 @@ def find_run(resume: str, dataset: str | None, model: str | None) -> Path:
             "--resume auto: no run to resume under ./runs" + (f" for {dataset} {model}" if model else "")
         )
     return max(candidates, key=lambda p: p.name)
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    """The settings a run saved in its config.json, checked: BadInputError naming the file if damaged."""
+    path = run_dir / "config.json"
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("dataset", "model")):
+            raise ValueError("not the settings of a zoo run")
+        cfg = TrainConfig.from_dict(data)
+        cfg.validate()
+    except (OSError, ValueError, TypeError, BadInputError) as err:
+        reason = " ".join(str(err).split())[:160] or type(err).__name__
+        raise BadInputError(f"--resume: {path} is damaged ({reason})") from err
+    return cfg
 
 
 def check_dataset_option(dataset: str, option: str, key: str) -> None:
@@ -101,6 +129,11 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="Label smoothing.")
 @click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay (not on biases and norms).")
 @click.option("--crop-padding", type=click.IntRange(min=0), help="Random-crop padding in pixels (0: off).")
+@click.option(
+    "--padding-mode",
+    type=click.Choice(PADDING_MODES),
+    help="How the random crop pads: constant (zeros) or reflect (the mirrored border).",
+)
 @click.option("--flip/--no-flip", default=None, help="Horizontal flips.")
 @click.option(
     "--alternate-flip/--random-flip",
@@ -208,7 +241,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
 
     if opts["resume"]:
         run_dir = find_run(opts["resume"], dataset, model)
-        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        cfg = read_run_config(run_dir)
         if (dataset and dataset != cfg.dataset) or (model and model != cfg.model):
             raise BadInputError(f"{run_dir} trains {cfg.model} on {cfg.dataset}, not {model} on {dataset}")
         cfg.device = opts["device"] if opts["device"] != "auto" else cfg.device
@@ -244,6 +277,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             label_smoothing=opts["label_smoothing"],
             schedule=opts["schedule"],
             crop_padding=opts["crop_padding"],
+            padding_mode=opts["padding_mode"],
             flip=opts["flip"],
             alternate_flip=opts["alternate_flip"],
             param_groups=parse_param_groups(opts["param_groups"]),

@@ -28,9 +28,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from zoo_core import contracts
+from zoo_core.data import ops
 from zoo_core.data.ops import affine_for, flip_where, random_crop, random_flip, random_window
 from zoo_core.data.stats import channel_stats
 
@@ -94,8 +94,10 @@ class BatchTransform:
         flip: bool = False,
         channels_last: bool = False,
         alternate_flip: bool = False,
+        padding_mode: str = "constant",
     ) -> None:
         self.scale, self.shift = affine_for(mean, std, device)
+        self.padding_mode = padding_mode
         self.alternate_flip = alternate_flip and flip and train
         self.crop_padding = crop_padding if train else 0
         self.flip = flip and train
@@ -112,7 +114,7 @@ class BatchTransform:
         flips: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if self.crop_padding:
-            x = random_crop(x, self.crop_padding, generator)
+            x = random_crop(x, self.crop_padding, generator, padding_mode=self.padding_mode)
         return self.finish(x, generator, flips)
 
     def finish(
@@ -152,6 +154,7 @@ class _EpochLoader(abc.ABC):
         rank: int,
         world_size: int,
         alternate_flip: bool = False,
+        padding_mode: str = "constant",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -179,6 +182,7 @@ class _EpochLoader(abc.ABC):
             flip=flip,
             channels_last=channels_last,
             alternate_flip=alternate_flip,
+            padding_mode=padding_mode,
         )
         self._first_flips: torch.Tensor | None = None
         if self.transform.alternate_flip:
@@ -260,6 +264,7 @@ class DeviceLoader(_EpochLoader):
         rank: int = 0,
         world_size: int = 1,
         alternate_flip: bool = False,
+        padding_mode: str = "constant",
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
@@ -281,13 +286,14 @@ class DeviceLoader(_EpochLoader):
             rank=rank,
             world_size=world_size,
             alternate_flip=alternate_flip,
+            padding_mode=padding_mode,
         )
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
         self._size = (images.shape[2], images.shape[3])
         pad = self.transform.crop_padding
         if pad:  # padded once here, so each batch's crop windows are gathered straight from the data set
-            self.images = F.pad(self.images, (pad, pad, pad, pad))
+            self.images = ops.pad(self.images, pad, padding_mode)
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
@@ -350,6 +356,7 @@ class StreamLoader(_EpochLoader):
         rank: int = 0,
         world_size: int = 1,
         alternate_flip: bool = False,
+        padding_mode: str = "constant",
         num_workers: int | None = None,
     ) -> None:
         super().__init__(
@@ -368,6 +375,7 @@ class StreamLoader(_EpochLoader):
             rank=rank,
             world_size=world_size,
             alternate_flip=alternate_flip,
+            padding_mode=padding_mode,
         )
         self.dataset = dataset
         self._sampler = _ShardSampler(
@@ -424,8 +432,8 @@ def make_loader(
 
     ``mean``/``std`` default to the data set's own, else they are computed from its images (all of them in
     memory; up to 2,000 evenly spaced samples of a streamed one). ``options`` are the loaders' keywords
-    (``shuffle``, ``crop_padding``, ``flip``, ``alternate_flip``, ``channels_last``, ``drop_last``, ``seed``,
-    ``rank``, ``world_size``).
+    (``shuffle``, ``crop_padding``, ``padding_mode``, ``flip``, ``alternate_flip``, ``channels_last``,
+    ``drop_last``, ``seed``, ``rank``, ``world_size``).
     """
     mean = mean if mean is not None else getattr(dataset, "mean", None)
     std = std if std is not None else getattr(dataset, "std", None)

@@ -27,14 +27,25 @@ def flip_where(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
 
 
 def random_crop(
-    x: torch.Tensor, padding: int, generator: torch.Generator | None = None, fill: float = 0.0
+    x: torch.Tensor,
+    padding: int,
+    generator: torch.Generator | None = None,
+    fill: float = 0.0,
+    padding_mode: str = "constant",
 ) -> torch.Tensor:
-    """Pad each image by ``padding`` on every side (with ``fill``) and take a random H×W window of it,
-    i.e. translate each image by up to ``padding`` pixels in each direction."""
+    """Pad each image by ``padding`` on every side (with ``fill``, or reflected with ``padding_mode=
+    "reflect"``) and take a random H×W window of it: a translation by up to ``padding`` pixels each way."""
     if padding <= 0:
         return x
-    padded = F.pad(x, (padding, padding, padding, padding), value=fill)
+    padded = pad(x, padding, padding_mode, fill)
     return random_window(padded, (x.shape[-2], x.shape[-1]), generator)
+
+
+def pad(x: torch.Tensor, padding: int, padding_mode: str = "constant", fill: float = 0) -> torch.Tensor:
+    """``x`` padded by ``padding`` pixels on every side: ``fill`` ("constant") or mirrored ("reflect")."""
+    if padding_mode == "reflect":
+        return F.pad(x, (padding,) * 4, mode="reflect")
+    return F.pad(x, (padding,) * 4, value=fill)
 
 
 def random_window(

@@ -16,6 +16,7 @@ SCHEDULES = ("onecycle", "cosine", "step", "linear", "constant")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 TTA_MODES = ("none", "flip", "flip-translate")
 EMA_MODES = ("average", "lookahead")
+PADDING_MODES = ("constant", "reflect")
 
 # used where a data set's recipe is silent
 FALLBACK_RECIPE: dict[str, Any] = {
@@ -29,6 +30,7 @@ FALLBACK_RECIPE: dict[str, Any] = {
     "label_smoothing": 0.0,
     "schedule": "onecycle",
     "crop_padding": 0,
+    "padding_mode": "constant",
     "flip": False,
     "alternate_flip": False,
     "precision": "auto",
@@ -67,6 +69,7 @@ class TrainConfig:
     label_smoothing: float | None = None
     schedule: str | None = None
     crop_padding: int | None = None
+    padding_mode: str | None = None  # of the random crop: "constant" (zeros) or "reflect"
     flip: bool | None = None
     alternate_flip: bool | None = None  # flip each image every other epoch instead of at random
     ema: float | None = None  # decay of the weight average that is evaluated and saved (0: none)
@@ -123,6 +126,10 @@ class TrainConfig:
             ((self.ema_warmup or 0) >= 0, f"--ema-warmup must be ≥ 0, not {self.ema_warmup}"),
             (self.ema_mode in EMA_MODES, f"--ema-mode must be one of {', '.join(EMA_MODES)}"),
             (self.tta in TTA_MODES, f"--tta must be one of {', '.join(TTA_MODES)}"),
+            (
+                self.padding_mode in PADDING_MODES,
+                f"--padding-mode must be one of {', '.join(PADDING_MODES)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -123,6 +123,7 @@ class Trainer:
             mean=mean,
             std=std,
             crop_padding=cfg.crop_padding,
+            padding_mode=cfg.padding_mode,
             flip=cfg.flip,
             alternate_flip=cfg.alternate_flip,
             seed=cfg.seed,
@@ -143,7 +144,8 @@ class Trainer:
             "in_chans": self.input_size[0],
             **cfg.model_kwargs,
         }
-        model = model_entry.build(**self.model_kwargs).to(self.device)
+        where = f"the builder of model {model_entry.name!r} (plugin {model_entry.plugin})"
+        model = contracts.check_module(model_entry.build(**self.model_kwargs), where).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: checkpoints and the optimizer use it
@@ -187,7 +189,12 @@ class Trainer:
         self.epoch, self.step, self.batch_in_epoch, self.best_acc, self.elapsed = 0, 0, 0, -1.0, 0.0
         self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}  # of an epoch cut short by Ctrl-C
         if resuming:
-            self.load_state(checkpoint.load_state(self.run_dir / checkpoint.TRAINING_STATE))
+            path = self.run_dir / checkpoint.TRAINING_STATE
+            try:
+                self.load_state(checkpoint.load_state(path))
+            except (KeyError, ValueError, TypeError, RuntimeError) as err:  # another model's, or hand-made
+                reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+                raise ZooError(f"Training state {path} does not fit this run ({reason})") from err
 
     # -- state ----------------------------------------------------------------------------------------
 

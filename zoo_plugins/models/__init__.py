@@ -88,6 +88,7 @@ FASTNET_CIFAR10 = {
     "label_smoothing": 0.2,
     "schedule": "linear:warmup=0.23,start=0.2,end=0.07",
     "crop_padding": 2,
+    "padding_mode": "reflect",
     "flip": True,
     "alternate_flip": True,
     "param_groups": [

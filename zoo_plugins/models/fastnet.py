@@ -97,7 +97,11 @@ class FastNet(nn.Module):
         pad_h, pad_w = max(MIN_SIZE - x.shape[-2], 0), max(MIN_SIZE - x.shape[-1], 0)
         if pad_h or pad_w:
             x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-        x = self.block3(self.block2(self.block1(self.act(self.whiten(x)))))
+        # The stem in fp32 even under autocast: its filters scale the faintest patch components up ~30×,
+        # and bf16's 8-bit mantissa would turn the pixels' rounding error into noise on those channels.
+        with torch.autocast(x.device.type, enabled=False):
+            x = self.act(self.whiten(x.float()))
+        x = self.block3(self.block2(self.block1(x)))
         return self.head(torch.amax(x, dim=(2, 3))) * self.scale
 
 
