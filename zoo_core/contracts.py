@@ -187,6 +187,15 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def check_module(obj: Any, where: str = "the model builder") -> nn.Module:
+    """What a model builder returned: a ``torch.nn.Module``."""
+    from torch import nn
+
+    if not isinstance(obj, nn.Module):
+        raise ContractError(f"{where} must return a torch.nn.Module, got {type(obj).__name__}")
+    return obj
+
+
 def check_logits(out: Any, batch: int, num_classes: int, where: str = "the model") -> torch.Tensor:
     """A forward's result: a floating tensor of logits (batch, num_classes)."""
     import torch

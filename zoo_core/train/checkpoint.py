@@ -30,6 +30,10 @@ TRAINING_STATE = "last.pt"
 CARD_KEYS = ("zoo_version", "model", "model_kwargs", "dataset", "classes", "mean", "std", "input_size")
 
 
+class CheckpointWriteError(ZooError, OSError):
+    """A checkpoint file could not be written (a full disk, no permission); what was saved before stays."""
+
+
 @dataclass(frozen=True)
 class ModelCard:
     """What a weights file says about its model: how to rebuild it and how to feed it."""
@@ -223,8 +227,12 @@ def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # a full disk, a lost mount, no permission: the user can act on it
+            reason = err.strerror or _one_line(err)
+            message = f"Could not write {path}: {reason}; what was saved before is unchanged"
+            raise CheckpointWriteError(message) from err
         raise
     _fsync_dir(path.parent)
 

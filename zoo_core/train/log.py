@@ -61,7 +61,10 @@ class TrainingLog:
     def epoch_end(self, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        with (self.run_dir / "metrics.jsonl").open("a") as f:
+        path = self.run_dir / "metrics.jsonl"
+        with path.open("a") as f:
+            if f.tell() and not _ends_a_line(path):  # a line cut short by a crash must not swallow this one
+                f.write("\n")
             f.write(json.dumps(metrics) + "\n")
         if self.writer is not None:
             step = metrics["epoch"]
@@ -84,6 +87,12 @@ class TrainingLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _ends_a_line(path: Path) -> bool:
+    with path.open("rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 class ProgressLines:

@@ -84,7 +84,10 @@ def read_batches(folder: Path, split: str) -> InMemoryDataset:
     meta = _as_str_keys(
         load_numpy_pickle(folder / "batches.meta", what="CIFAR-10 file"), folder / "batches.meta"
     )
-    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", [])]
+    names = meta.get("label_names", [])
+    if not isinstance(names, list) or not all(isinstance(n, bytes | str) for n in names):
+        raise ZooError(f"{folder / 'batches.meta'}: label_names must be a list of strings")
+    classes = [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
     if len(classes) != len(CLASSES):
         raise ZooError(
             f"{folder / 'batches.meta'}: expected {len(CLASSES)} label_names, found {len(classes)}"
@@ -97,7 +100,12 @@ def read_batches(folder: Path, split: str) -> InMemoryDataset:
                 f"CIFAR-10 file {path} is missing; pass --download to fetch the data set again"
             )
         batch = _as_str_keys(load_numpy_pickle(path, what="CIFAR-10 batch"), path)
-        rows, ys = batch.get("data"), np.asarray(batch.get("labels", []))
+        rows, ys = batch.get("data"), batch.get("labels", [])
+        # checked before numpy looks inside: a crafted list of shared sublists is exponentially large
+        if isinstance(ys, list) and all(type(y) is int for y in ys):
+            ys = np.asarray(ys)
+        elif not isinstance(ys, np.ndarray):
+            raise ZooError(f"{path}: 'labels' must be a list of integers")
         if (
             not isinstance(rows, np.ndarray)
             or rows.dtype != np.uint8
@@ -125,7 +133,11 @@ def read_batches(folder: Path, split: str) -> InMemoryDataset:
 def _as_str_keys(obj: object, path: Path) -> dict[str, object]:
     if not isinstance(obj, dict):
         raise ZooError(f"{path}: expected a dictionary, found {type(obj).__name__}")
-    return {k.decode("latin1") if isinstance(k, bytes) else str(k): v for k, v in obj.items()}
+    return {
+        k.decode("latin1") if isinstance(k, bytes) else k: v
+        for k, v in obj.items()
+        if isinstance(k, bytes | str)
+    }
 
 
 def find_tree(root: Path) -> Path | None:

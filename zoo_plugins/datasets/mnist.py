@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -109,7 +110,7 @@ def read_idx(path: Path, *, ndim: int) -> np.ndarray:
     if len(raw) < header:
         raise ZooError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
-    size = int(np.prod(shape))
+    size = math.prod(shape)  # exact: numpy's int64 product wraps around for crafted sizes
     if len(raw) - header != size:
         raise ZooError(
             f"{path}: the header announces {'×'.join(map(str, shape))} = {size} bytes of data, "
