@@ -28,7 +28,7 @@ def test_gpu_checks_dry_run_runs_every_step(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=3000,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     steps = (out / "steps.txt").read_text()
