@@ -274,7 +274,7 @@ def _rows(stdout: str) -> dict[tuple[str, str], tuple[str, str]]:
 def test_zoo_check_fails_declared_metadata_naming_both_values_and_soft_targets_not_summing_to_1(
     badkit_site, run_zoo
 ):
-    result = run_zoo("check", "badkit", site=badkit_site)
+    result = run_zoo("check", "badkit", site=badkit_site, timeout=600)
     assert result.returncode == 1, result.stdout + result.stderr
     rows = _rows(result.stdout)
     status, detail = rows[("model wrongparams", "declared metadata")]
@@ -293,7 +293,7 @@ def test_zoo_check_fails_declared_metadata_naming_both_values_and_soft_targets_n
 
 
 def test_zoo_check_json_has_a_row_per_check(badkit_site, run_zoo):
-    result = run_zoo("check", "badkit", "--json", site=badkit_site)
+    result = run_zoo("check", "badkit", "--json", site=badkit_site, timeout=600)
     rows = json.loads(result.stdout)
     assert {"entry", "check", "status", "detail", "ok"} <= set(rows[0])
     failing = {r["entry"] for r in rows if not r["ok"]}
@@ -320,7 +320,7 @@ def test_the_testing_kit_raises_with_the_failed_checks_and_returns_the_passing_o
 
 def test_zoo_train_takes_the_bare_in_memory_data_set(badkit_site, run_zoo, tmp_path):
     args = ("train", "bare", "goodnet", "--epochs", "1", "--batch-size", "8", "--device", "cpu")
-    result = run_zoo(*args, "--out", str(tmp_path / "run"), site=badkit_site)
+    result = run_zoo(*args, "--out", str(tmp_path / "run"), site=badkit_site, timeout=600)
     assert result.returncode == 0, result.stderr
     [epoch] = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(epoch)["epoch"] == 1
@@ -360,7 +360,7 @@ def test_the_generated_plugin_passes_zoo_check_and_its_own_tests(run_zoo, tmp_pa
     assert not re.search(r"^\s*(import|from)\s+torch", registration, re.MULTILINE)
     site = tmp_path / "site"
     _pip_install(package, site)
-    check = run_zoo("check", "demo", site=site)
+    check = run_zoo("check", "demo", site=site, timeout=600)
     assert check.returncode == 0, check.stdout
     own = _own_tests(package, site)
     assert own.returncode == 0, own.stdout + own.stderr
@@ -402,7 +402,7 @@ def test_the_example_package_trains_end_to_end_with_its_augmentation(shapes_site
 
 @pytest.mark.slow
 def test_the_example_package_passes_zoo_check_and_its_own_tests(shapes_site, run_zoo):
-    check = run_zoo("check", "shapes", site=shapes_site)
+    check = run_zoo("check", "shapes", site=shapes_site, timeout=600)
     assert check.returncode == 0, check.stdout
     own = _own_tests(ROOT / "examples" / "zoo-shapes", shapes_site)
     assert own.returncode == 0, own.stdout + own.stderr

@@ -132,7 +132,7 @@ def test_zoo_core_never_imports_zoo_plugins():
 
 
 def test_zoo_check_passes_a_conforming_plugin(plugin_site, run_zoo):
-    result = run_zoo("check", "tiny", site=plugin_site, env=GOOD)
+    result = run_zoo("check", "tiny", site=plugin_site, env=GOOD, timeout=600)  # eight checks, each runs code
     assert result.returncode == 0, result.stdout + result.stderr
     [declared] = [line for line in result.stdout.splitlines() if "declared metadata" in line]
     assert declared.split()[:3] == ["PASS", "model", "tinynet"]
