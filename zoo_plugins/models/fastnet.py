@@ -11,6 +11,8 @@ ten epochs with its recipe (zoo info fastnet).
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,9 +83,7 @@ class FastNet(nn.Module):
         nn.init.zeros_(self.whiten.bias)
         self.act = nn.GELU()
         channels = [self.whiten.out_channels, *widths]
-        self.block1, self.block2, self.block3 = (
-            ConvGroup(a, b) for a, b in zip(channels[:-1], channels[1:], strict=True)
-        )
+        self.block1, self.block2, self.block3 = (ConvGroup(a, b) for a, b in itertools.pairwise(channels))
         self.head = nn.Linear(widths[-1], num_classes, bias=False)
         self.scale = 1 / 9
 
