@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from zoo_core.registry import Registry
 
 GROUP = "zoo.plugins"
+BUILTIN_DISTRIBUTION = "zoo-models"
 REGISTRY_HOOKS = {
     "model": "register_models",
     "dataset": "register_datasets",
@@ -83,7 +84,7 @@ def strict() -> bool:
 
 def _is_builtin(ep: EntryPoint) -> bool:
     dist = getattr(ep, "dist", None)
-    return dist is not None and dist.metadata["Name"] == "zoo-models"
+    return dist is not None and dist.metadata["Name"] == BUILTIN_DISTRIBUTION
 
 
 def discover() -> list[EntryPoint]:
@@ -139,8 +140,10 @@ class PluginManager:
 
     def _impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any]]]:
         hook = getattr(self.pm.hook, hook_name)
-        # pluggy calls the newest registration first; we call in load (name) order, one at a time
-        return [(impl.plugin_name, impl.function) for impl in reversed(hook.get_hookimpls())]
+        impls = [(impl.plugin_name, impl.function) for impl in reversed(hook.get_hookimpls())]
+        # zoo's own plugins first, whatever pluggy's order: the first registration of a name keeps it, so no
+        # third party can take a built-in name
+        return sorted(impls, key=lambda item: self.plugins[item[0]].distribution != BUILTIN_DISTRIBUTION)
 
     def fill(self, registry: Registry) -> None:
         """Call every plugin's hook for ``registry``'s kind, isolating failures and rolling them back."""

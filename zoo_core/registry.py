@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from zoo_core.errors import BadInputError, DuplicateNameError, UnknownNameError
+from zoo_core.errors import BadInputError, DuplicateNameError, UnknownNameError, ZooError
 
 KINDS = ("model", "dataset", "augmentation")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
@@ -76,7 +76,11 @@ class Entry:
 
     def load(self) -> Callable[..., Any]:
         """The builder itself, importing its module on first use."""
-        return resolve(self.builder)
+        try:
+            return resolve(self.builder)
+        except (ImportError, AttributeError) as err:  # a plugin's builder that is not there: its fault
+            where = f"{self.kind} {self.name!r} (plugin {self.plugin})"
+            raise ZooError(f"{where}: cannot load its builder {self.target}: {err}") from err
 
     def build(self, **kwargs: Any) -> Any:
         return self.load()(**kwargs)

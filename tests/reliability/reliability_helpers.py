@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch  # noqa: F401  (imported here, never under a command's time limit: an interrupted import breaks it)
+
 ROOT = Path(__file__).resolve().parents[2]
 EXIT_CODES = (0, 1, 2)
 
@@ -63,7 +65,7 @@ class Outcome:
         return f"exit {self.code}: {line[:200]}"
 
 
-def invoke(args: Sequence[str], *, timeout: float = 60, env: dict[str, str] | None = None) -> Outcome:
+def invoke(args: Sequence[str], *, timeout: float = 300, env: dict[str, str] | None = None) -> Outcome:
     """Run ``zoo ARGS`` in this process through ``cli.main`` (what the ``zoo`` script calls) with click's
     CliRunner capturing the output; a run longer than ``timeout`` seconds is stopped and reported as hung.
     A hang inside C code, where the alarm cannot interrupt, ends the whole test session after three times

@@ -239,7 +239,7 @@ def test_random_and_hostile_argument_vectors_exit_cleanly(
     }
     failures = []
     for argv in [*FIXED, *vectors]:
-        outcome = invoke(argv, timeout=60, env=env)
+        outcome = invoke(argv, timeout=240, env=env)
         codes = (0,) if argv in FIXED else (0, 1, 2)
         problems = outcome.problems(codes=codes)
         shown = " ".join(a if len(a) < 60 else a[:20] + f"…({len(a)} chars)" for a in argv)
@@ -269,7 +269,7 @@ def test_the_real_entry_point_agrees(ledger) -> None:
     """Some vectors through `python -m zoo_core` in a fresh process: same codes, one line, no traceback."""
     failures = []
     for argv, code in ENTRY_POINT_VECTORS:
-        outcome = run_entry_point(argv, timeout=120)
+        outcome = run_entry_point(argv, timeout=300)
         problems = outcome.problems(codes=(code,))
         shown = " ".join(a if len(a) < 60 else a[:20] + f"…({len(a)} chars)" for a in argv)
         ledger.record(AREA, "zoo entry point (fresh process)", shown, not problems, outcome.summary())

@@ -290,7 +290,7 @@ def test_a_damaged_safetensors_file_is_one_line_naming_it(
         "predict": ["predict", damaged, image],
         "init": ["train", "digits", "lenet", "--init", damaged, "--epochs", "1", "--out", tmp_path / "run"],
     }[use]
-    outcome = invoke(args, timeout=120)
+    outcome = invoke(args, timeout=300)
     check(ledger, "safetensors", f"zoo {use}: {case}", outcome, names=(damaged.name,))
 
 
@@ -346,7 +346,7 @@ def test_a_damaged_config_json_beside_weights_does_not_stop_eval(
     run = tmp_path / "run"
     shutil.copytree(half_run, run)
     damage(run / "config.json", truncate(0.5))
-    outcome = invoke(["eval", run, "--out", tmp_path / "confusion.png"], timeout=120)
+    outcome = invoke(["eval", run, "--out", tmp_path / "confusion.png"], timeout=300)
     check(
         ledger,
         "config.json",
@@ -396,7 +396,7 @@ def test_a_damaged_metrics_jsonl_does_not_stop_resume(
         (run / "metrics.jsonl").unlink()
     else:
         damage(run / "metrics.jsonl", METRICS_CASES[case])
-    outcome = invoke(["train", "--resume", run], timeout=120)
+    outcome = invoke(["train", "--resume", run], timeout=300)
     problems = outcome.problems(codes=(0,))
     lines = (run / "metrics.jsonl").read_text(errors="replace").splitlines()
     try:

@@ -211,7 +211,7 @@ def plan(seed: int = SEED, trials: int = TRIALS) -> list[dict]:
         elif mode == "save":  # 6 to 9 writes in 3 epochs: best (when it improves), model, last.pt
             out.append({"mode": mode, "write": rng.randint(1, 6), "phase": phases[(i // 3) % 3]})
         else:
-            out.append({"mode": mode, "fraction": round(rng.uniform(0.25, 0.95), 3)})
+            out.append({"mode": mode, "fraction": round(rng.uniform(0.2, 0.8), 3)})
     return out
 
 
@@ -230,7 +230,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path, 
     failures = []
     for trial in results["trials"]:
         problems = []
-        if trial["killed"] != -9:
+        if trial["killed"] != -9 and trial["mode"] != "timer":
             problems.append(f"not killed (exit {trial['killed']})")
         if trial["unreadable"]:
             problems.append(f"unreadable after the kill: {trial['unreadable']}")
@@ -261,4 +261,6 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path, 
         True,
         f"{results['straight_seconds']:.1f} s in a forked child",
     )
+    kills = sum(t["killed"] == -9 for t in results["trials"])
+    assert kills >= 10, f"only {kills} runs were killed"
     assert not failures, failures

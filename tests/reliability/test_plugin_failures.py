@@ -232,7 +232,7 @@ def test_using_a_broken_entry_is_one_error_line(
 ) -> None:
     if args[0] == "train":
         args = [*args, "--out", str(tmp_path / "run"), "--no-tensorboard"]
-    outcome = invoke(args, timeout=120)
+    outcome = invoke(args, timeout=300)
     problems = outcome.problems(codes=(1, 2), names=names[:1])
     if not all(n in outcome.err for n in names):
         problems.append(f"the error does not name {names}")

@@ -3,6 +3,7 @@ and never imports torch; plugins may add commands through the ``register_command
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import Any
@@ -39,6 +40,11 @@ SHORT_HELP = {
     "new-plugin": "Create a plugin package skeleton that passes zoo check.",
     "export-model": "Write a trained model as ONNX or TorchScript, checked against PyTorch.",
 }
+
+
+# an OSError with one of these errnos means the path given cannot be one (bad input, exit 2); any other
+# (permission, a full disk, I/O) is a failure of the machine (exit 1)
+BAD_PATH_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL}
 
 
 def _debug() -> bool:
@@ -97,6 +103,12 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("zoo: interrupted", err=True)
             code = 130
+        except OSError as exc:  # a path that cannot be used: too long, missing, a folder, unwritable...
+            if _debug():
+                raise
+            where = f" ({str(exc.filename)[:300]})" if exc.filename else ""
+            click.echo(f"Error: {' '.join((exc.strerror or str(exc)).split())}{where}", err=True)
+            code = 2 if exc.errno in BAD_PATH_ERRNOS else 1
         except Exception as exc:
             if _debug():
                 raise
