@@ -51,9 +51,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         LEDGER.tests.append(
             {"test": report.nodeid, "outcome": report.outcome, "seconds": round(report.duration, 2)}
         )
+        _write()  # after every test: a run stopped early still says what it tried
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    _write()
+
+
+def _write() -> None:
     target = os.environ.get(LEDGER_ENV)
     if target:
         data = {"cases": [asdict(c) for c in LEDGER.cases], "tests": LEDGER.tests}

@@ -258,9 +258,6 @@ ENTRY_POINT_VECTORS = [
     (["bogus-command"], 2),
     (["list", "--json"], 0),
     (["train", "cifar10", "lenet", "--lr", "nan", "--data-dir", "/nonexistent/zoo"], 2),
-    (["train", "cifar10", "lenet", "--epochs", "1", "--data-dir", "/nonexistent/zoo"], 2),
-    (["eval", "/nonexistent/run"], 2),
-    (["predict", "/nonexistent/model.safetensors"], 2),
     (["info", LONG], 2),
 ]
 
@@ -269,7 +266,7 @@ def test_the_real_entry_point_agrees(ledger) -> None:
     """Some vectors through `python -m zoo_core` in a fresh process: same codes, one line, no traceback."""
     failures = []
     for argv, code in ENTRY_POINT_VECTORS:
-        outcome = run_entry_point(argv, timeout=300)
+        outcome = run_entry_point(argv, timeout=600)
         problems = outcome.problems(codes=(code,))
         shown = " ".join(a if len(a) < 60 else a[:20] + f"…({len(a)} chars)" for a in argv)
         ledger.record(AREA, "zoo entry point (fresh process)", shown, not problems, outcome.summary())

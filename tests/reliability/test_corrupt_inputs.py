@@ -291,6 +291,11 @@ def test_a_damaged_safetensors_file_is_one_line_naming_it(
         "init": ["train", "digits", "lenet", "--init", damaged, "--epochs", "1", "--out", tmp_path / "run"],
     }[use]
     outcome = invoke(args, timeout=300)
+    if use == "init" and case == "card not JSON":  # --init reads tensors only: the card is not needed
+        check(
+            ledger, "safetensors", f"zoo {use}: {case} (tensors intact: used)", outcome, names=(), codes=(0,)
+        )
+        return
     check(ledger, "safetensors", f"zoo {use}: {case}", outcome, names=(damaged.name,))
 
 
