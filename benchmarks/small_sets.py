@@ -128,7 +128,9 @@ def train(tree: Path, model: str, options: list[str], out: Path) -> dict:
     }
 
 
-def run(root: Path, out: Path, work: Path, only: list[str], recipes: list[str], fresh: bool) -> None:
+def run(
+    root: Path, out: Path, work: Path, only: list[str], recipes: list[str], fresh: bool, cached_only: bool
+) -> None:
     import torch
 
     names = [n for n in [*SETS, MIXED] if not only or n in only]
@@ -146,6 +148,8 @@ def run(root: Path, out: Path, work: Path, only: list[str], recipes: list[str], 
             saved = work / f"{name}-{label.replace(' ', '')}.json"
             if saved.is_file() and not fresh:  # a finished run is kept: the table can be built in parts
                 result = json.loads(saved.read_text())
+            elif cached_only:
+                continue
             else:
                 result = train(root / name, model, options, work / f"{name}-{label.replace(' ', '')}")
                 saved.parent.mkdir(parents=True, exist_ok=True)
@@ -199,6 +203,7 @@ def main() -> None:
     r.add_argument("--only", nargs="*", default=[], help="set names (default: all)")
     r.add_argument("--recipes", nargs="*", default=list(RECIPES), help=f"of: {', '.join(RECIPES)}")
     r.add_argument("--fresh", action="store_true", help="train again even where --work holds a result")
+    r.add_argument("--cached-only", action="store_true", help="no training: a table of the results in --work")
     args = parser.parse_args()
     os.environ.setdefault("ZOO_CACHE", str(Path("/tmp/zoo-small-cache")))
     # one torch thread a run: on a shared 2-core machine two threads that wait on each other make small
@@ -207,7 +212,7 @@ def main() -> None:
     if args.command == "build":
         build(args.dest)
     else:
-        run(args.root, args.out, args.work, args.only, args.recipes, args.fresh)
+        run(args.root, args.out, args.work, args.only, args.recipes, args.fresh, args.cached_only)
 
 
 if __name__ == "__main__":
