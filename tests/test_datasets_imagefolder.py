@@ -117,10 +117,10 @@ def test_strict_makes_an_unreadable_image_fatal(tree: Path) -> None:
         imagefolder(root=tree, split="train", strict=True)
 
 
-def test_different_sizes_need_image_size(tree: Path) -> None:
+def test_different_sizes_get_one_size_and_image_size_chooses(tree: Path) -> None:
     save(tree / "train" / "cat" / "big.png", rgb(8, size=(12, 10)))
-    with pytest.raises(BadInputError, match="--image-size"):
-        imagefolder(root=tree, split="train")
+    mixed = imagefolder(root=tree, split="train")  # resized to one size (the median), said once
+    assert mixed.images.shape[0] == 5 and mixed.images.dtype == torch.uint8
     data = imagefolder(root=tree, split="train", image_size=4)
     assert data.images.shape == (5, 3, 4, 4)
     assert imagefolder(root=tree, split="train", image_size=(3, 7)).images.shape == (5, 3, 3, 7)
