@@ -116,7 +116,7 @@ def eval_command(
                 "tta": tta,
                 **result.to_dict(card.classes),
                 "seconds": seconds,
-                "png": str(png),
+                "png": str(png) if png is not None else None,
             }
         )
         return
@@ -130,7 +130,8 @@ def eval_command(
     click.echo()
     click.echo(format_confusion(result.confusion, card.classes))
     click.echo()
-    click.echo(f"Confusion matrix saved to {png}")
+    if png is not None:  # None: matplotlib is not installed (save_confusion_png warned)
+        click.echo(f"Confusion matrix saved to {png}")
 
 
 def _run_setting(weights: Path, model: str, key: str) -> Any:
