@@ -119,7 +119,14 @@ def render(data: dict, *, seconds: float, summary: str, command: str) -> str:
     failed = [c for c in cases if not c["held"]]
     if failed:
         lines += ["", "## Did not hold", ""]
-        lines += [f"- {c['area']} / {c['kind']}: {scrub(c['case'])} → {scrub(c['detail'])}" for c in failed]
+        for c in failed:
+            timed_out = "exit -1" in c["detail"] or "hung" in c["detail"]
+            note = (
+                f" (the suite's time limit ran out; load average {data.get('load', '?')} at the time)"
+                if timed_out
+                else ""
+            )
+            lines.append(f"- {c['area']} / {c['kind']}: {scrub(c['case'])} → {scrub(c['detail'])}{note}")
     lines += ["", "## Found by this suite and fixed", ""]
     lines += [f"- {item}" for item in FIXED]
     slow = sorted(data["tests"], key=lambda t: -t["seconds"])[:8]

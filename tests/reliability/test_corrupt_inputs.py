@@ -232,7 +232,7 @@ def test_a_damaged_image_in_a_tree_is_skipped_with_a_warning_naming_it(tmp_path:
             tmp_path / "run",
         ],
         env={"ZOO_CACHE": str(tmp_path / "cache")},
-        timeout=180,
+        timeout=600,
     )
     problems = outcome.problems(codes=(0,))
     if "3.png" not in outcome.err:

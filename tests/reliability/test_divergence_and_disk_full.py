@@ -62,7 +62,7 @@ def test_a_diverging_learning_rate_stops_within_one_log_interval(
 ) -> None:
     run = tmp_path / "run"
     args = ["train", "digits", "lenet", "--lr", lr, "--schedule", "constant", "--epochs", "2", "--out", run]
-    outcome = invoke([*args, *BASE], timeout=180)
+    outcome = invoke([*args, *BASE], timeout=600)
     problems = outcome.problems(codes=(1,), names=("The training loss became",))
     problems += stopped_in_time(outcome.err, losses)
     saved = [name for name in FILES if (run / name).exists()]
