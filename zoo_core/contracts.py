@@ -166,10 +166,10 @@ def _size(value: Any, what: str) -> tuple[int, int, int]:
 # -- models -----------------------------------------------------------------------------------------------
 
 
-def model_input_size(meta: Mapping[str, Any]) -> tuple[int, int, int]:
+def model_input_size(meta: Mapping[str, Any], where: str = "input_size") -> tuple[int, int, int]:
     """The (C, H, W) a registered model is fed: its ``input_size`` metadata, else ``DEFAULT_INPUT_SIZE``."""
     size = meta.get("input_size")
-    return DEFAULT_INPUT_SIZE if size is None else _size(size, "input_size")
+    return DEFAULT_INPUT_SIZE if size is None else _size(size, where)
 
 
 def model_num_classes(meta: Mapping[str, Any]) -> int:

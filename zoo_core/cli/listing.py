@@ -178,7 +178,7 @@ def count_params(entry: Entry) -> int:
 
     from zoo_core import contracts
 
-    input_size = contracts.model_input_size(entry.meta)
+    input_size = contracts.model_input_size(entry.meta, f"model {entry.name!r}: input_size")
     with torch.device("meta"):
         model = entry.build(num_classes=contracts.model_num_classes(entry.meta), in_chans=input_size[0])
     return contracts.count_params(model)

@@ -101,6 +101,8 @@ class Trainer:
         kwargs = {"root": Path(cfg.data_dir) if cfg.data_dir else None, **cfg.dataset_kwargs}
         train_set = catalog.datasets.build(dataset_entry.name, split="train", **kwargs)
         test_set = catalog.datasets.build(dataset_entry.name, split="test", **kwargs)
+        for split, built in (("train", train_set), ("test", test_set)):  # what the builder returned
+            contracts.dataset_kind(built, f"data set {dataset_entry.name!r} ({split} split)")
         self.cfg = cfg = refine_for_data(  # train_set.recipe (e.g. sized to it); a batch that fits it
             requested, cfg, train_set, world_size=self.dist.world_size, announce=self.dist.is_main
         )
