@@ -10,6 +10,7 @@ import io
 import json
 import shutil
 import struct
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -219,23 +220,26 @@ def write_tree(root: Path, n: int = 6) -> None:
 def test_a_damaged_image_in_a_tree_is_skipped_with_a_warning_naming_it(tmp_path: Path, ledger) -> None:
     write_tree(tmp_path / "tree")
     damage(tmp_path / "tree" / "train" / "a" / "3.png", truncate(0.4))
-    outcome = invoke(
-        [
-            "train",
-            "imagefolder",
-            "lenet",
-            "--data-dir",
-            tmp_path / "tree",
-            "--epochs",
-            "1",
-            "--out",
-            tmp_path / "run",
-        ],
-        env={"ZOO_CACHE": str(tmp_path / "cache")},
-        timeout=600,
-    )
+    # in-process, pytest records Python warnings instead of letting them reach stderr: collect them too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outcome = invoke(
+            [
+                "train",
+                "imagefolder",
+                "lenet",
+                "--data-dir",
+                tmp_path / "tree",
+                "--epochs",
+                "1",
+                "--out",
+                tmp_path / "run",
+            ],
+            env={"ZOO_CACHE": str(tmp_path / "cache")},
+            timeout=600,
+        )
     problems = outcome.problems(codes=(0,))
-    if "3.png" not in outcome.err:
+    if "3.png" not in outcome.err + "".join(str(w.message) for w in caught):
         problems.append("the warning does not name the damaged image")
     ledger.record(
         AREA, "PNG/JPEG", "image tree with one truncated PNG: skipped, named", not problems, outcome.summary()
