@@ -87,8 +87,8 @@ def benchmark_accuracy(
     dataset: str | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
-    precision: str = "auto",
-    channels_last: bool = False,
+    precision: str | None = None,  # None: the recipe's
+    channels_last: bool | None = None,
     compile: bool = False,
     seed: int = 0,
     data_dir: str | Path | None = None,
@@ -221,8 +221,8 @@ def run_accuracy(
     dataset: str | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
-    precision: str = "auto",
-    channels_last: bool = False,
+    precision: str | None = None,  # None: the recipe's
+    channels_last: bool | None = None,
     compile: bool = False,
     seed: int = 0,
     data_dir: str | Path | None = None,

@@ -107,8 +107,8 @@ def make_accuracy_report(
     dataset: str | None,
     epochs: int | None,
     batch_size: int | None,
-    precision: str,
-    channels_last: bool,
+    precision: str | None,
+    channels_last: bool | None,
     compile: bool,
     seed: int,
     targets: tuple[float, ...],
@@ -184,8 +184,8 @@ def markdown_header(report: dict[str, Any]) -> list[str]:
         batch = settings["batch_size"] or "the recipe's"
         lines += [
             f"- Settings: device {settings['device']}, data set {dataset}, epochs {epochs}, "
-            f"batch size {batch}, precision {settings['precision']}, "
-            f"channels_last {'yes' if settings['channels_last'] else 'no'}, "
+            f"batch size {batch}, precision {settings['precision'] or 'the recipe’s'}, "
+            f"channels_last {({True: 'yes', False: 'no'}).get(settings['channels_last'], 'the recipe’s')}, "
             f"compile {'yes' if settings['compile'] else 'no'}, seed {settings['seed']}",
             "- Each model is trained by zoo's Trainer with the data set's recipe and evaluated on the test "
             "split after every epoch; top-1/top-5 are the last epoch's. train s: wall seconds from the "

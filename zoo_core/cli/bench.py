@@ -214,13 +214,14 @@ def bench(
         from zoo_core.bench.accuracy import DEFAULT_TARGETS, run_accuracy
 
         targets = targets or DEFAULT_TARGETS
+        given = ctx.get_parameter_source  # unset: the recipe decides, as in zoo train (fastnet: bf16)
         settings: dict[str, Any] = dict(
             device=device,
             dataset=dataset,
             epochs=epochs,
             batch_size=batch_size,
-            precision=precision,
-            channels_last=channels_last,
+            precision=precision if given("precision") is click.core.ParameterSource.COMMANDLINE else None,
+            channels_last=channels_last or None,
             compile=compile_,
             seed=seed,
             targets=targets,
