@@ -193,26 +193,6 @@ FIXED = [  # ordinary use, expected to succeed (exit 0) next to the hostile vect
 ]
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from zoo_core import create_model
-    from zoo_core.train.checkpoint import save_weights
-
-    path = tmp_path_factory.mktemp("weights") / "model.safetensors"
-    save_weights(
-        path,
-        create_model("lenet", num_classes=10, in_chans=1),
-        model_name="lenet",
-        model_kwargs={},
-        dataset="digits",
-        classes=[str(i) for i in range(10)],
-        mean=[0.5],
-        std=[0.25],
-        input_size=[1, 32, 32],
-    )
-    return path
-
-
 def test_every_option_of_every_command_is_covered(tmp_path: Path, weights: Path) -> None:
     pools = Pools(tmp_path, weights, tmp_path / "CANARY")
     vectors = make_vectors(pools, 0)

@@ -137,27 +137,6 @@ def test_a_damaged_cifar10_batch_is_one_line_naming_it(case: str, tmp_path: Path
 # -- weights files and images: zoo predict, zoo eval, --init ----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained LeNet on digits as a zoo weights file (enough for predict and eval)."""
-    from zoo_core import create_model
-    from zoo_core.train.checkpoint import save_weights
-
-    path = tmp_path_factory.mktemp("weights") / "model.safetensors"
-    save_weights(
-        path,
-        create_model("lenet", num_classes=10, in_chans=1),
-        model_name="lenet",
-        model_kwargs={},
-        dataset="digits",
-        classes=[str(i) for i in range(10)],
-        mean=[0.5],
-        std=[0.25],
-        input_size=[1, 32, 32],
-    )
-    return path
-
-
 def image_bytes(fmt: str, size: tuple[int, int] = (40, 30)) -> bytes:
     from PIL import Image
 
