@@ -110,7 +110,12 @@ def plugin_site(tmp_path_factory) -> Path:
     """A directory holding the test plugins, installed there by pip (put it on PYTHONPATH to use them)."""
     base = tmp_path_factory.mktemp("plugin-src")
     target = tmp_path_factory.mktemp("plugin-site")
-    packages = [str(_write_package(base, name, source)) for name, source in TEST_PLUGINS.items()]
+    pip_install(target, *(_write_package(base, name, source) for name, source in TEST_PLUGINS.items()))
+    return target
+
+
+def pip_install(target: Path, *packages: Path) -> None:
+    """Install local packages into ``target`` with pip, offline and without their dependencies."""
     subprocess.run(
         [
             sys.executable,
@@ -123,12 +128,11 @@ def plugin_site(tmp_path_factory) -> Path:
             "--no-index",
             "--target",
             str(target),
-            *packages,
+            *map(str, packages),
         ],
         check=True,
         capture_output=True,
     )
-    return target
 
 
 def _run_zoo(
