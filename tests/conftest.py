@@ -110,12 +110,7 @@ def plugin_site(tmp_path_factory) -> Path:
     """A directory holding the test plugins, installed there by pip (put it on PYTHONPATH to use them)."""
     base = tmp_path_factory.mktemp("plugin-src")
     target = tmp_path_factory.mktemp("plugin-site")
-    pip_install(target, *(_write_package(base, name, source) for name, source in TEST_PLUGINS.items()))
-    return target
-
-
-def pip_install(target: Path, *packages: Path) -> None:
-    """Install local packages into ``target`` with pip, offline and without their dependencies."""
+    packages = [str(_write_package(base, name, source)) for name, source in TEST_PLUGINS.items()]
     subprocess.run(
         [
             sys.executable,
@@ -128,11 +123,12 @@ def pip_install(target: Path, *packages: Path) -> None:
             "--no-index",
             "--target",
             str(target),
-            *map(str, packages),
+            *packages,
         ],
         check=True,
         capture_output=True,
     )
+    return target
 
 
 def _run_zoo(

@@ -16,7 +16,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import pip_install
 
 from zoo_core import contracts
 from zoo_core.contracts import ContractError
@@ -213,6 +212,26 @@ def halfmix(*, num_classes):
 """
 
 
+def _pip_install(package: Path, target: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(package),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def badkit_site(tmp_path_factory) -> Path:
     pkg = tmp_path_factory.mktemp("badkit-src") / "zoo-badkit"
@@ -237,7 +256,7 @@ def badkit_site(tmp_path_factory) -> Path:
         """)
     )
     site = tmp_path_factory.mktemp("badkit-site")
-    pip_install(site, pkg)
+    _pip_install(pkg, site)
     return site
 
 
@@ -340,7 +359,7 @@ def test_the_generated_plugin_passes_zoo_check_and_its_own_tests(run_zoo, tmp_pa
     registration = (package / "zoo_demo" / "__init__.py").read_text()
     assert not re.search(r"^\s*(import|from)\s+torch", registration, re.MULTILINE)
     site = tmp_path / "site"
-    pip_install(site, package)
+    _pip_install(package, site)
     check = run_zoo("check", "demo", site=site, timeout=600)
     assert check.returncode == 0, check.stdout
     own = _own_tests(package, site)
@@ -360,7 +379,7 @@ def shapes_site(tmp_path_factory) -> Path:
         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
     )
     site = tmp_path_factory.mktemp("shapes-site")
-    pip_install(site, source)
+    _pip_install(source, site)
     return site
 
 
