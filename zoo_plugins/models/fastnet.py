@@ -102,7 +102,11 @@ class FastNet(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             x = self.act(self.whiten(x.float()))
         x = self.block3(self.block2(self.block1(x)))
-        return self.head(torch.amax(x, dim=(2, 3))) * self.scale
+        # Global max-pool by max_pool's own backward (routes the gradient to the recorded argmax). Not
+        # torch.amax: under torch.compile with bf16 autocast, inductor's amax backward recomputes the GELU
+        # output at another precision, matches no element against the saved max and divides by a zero
+        # count: every gradient NaN at the first step (torch 2.11 on CUDA, 2.14 on CPU).
+        return self.head(F.adaptive_max_pool2d(x, 1).flatten(1)) * self.scale
 
 
 def fastnet(*, num_classes: int = 10, in_chans: int = 3) -> nn.Module:
