@@ -159,3 +159,13 @@ def test_auto_precision_is_fp32_on_cpu():
     assert zbench.resolve_precision("auto", "cpu") == "fp32"
     with pytest.raises(BadInputError):
         zbench.resolve_precision("int4", "cpu")
+
+
+def test_the_header_says_other_work_shared_the_cpu_only_when_the_load_exceeded_the_cores():
+    from zoo_core.bench.report import load_verdict
+
+    assert "other work shared the CPU" in load_verdict({"cpu_cores": 2, "load_avg": 0.5, "load_avg_end": 6.9})
+    assert load_verdict({"cpu_cores": 2, "load_avg": 0.0, "load_avg_end": 1.9}) == (
+        " (at most the 2 cores: the machine was not oversubscribed)"
+    )
+    assert load_verdict({"cpu_cores": 2, "load_avg": None, "load_avg_end": None}) == ""

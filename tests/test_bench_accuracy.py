@@ -72,6 +72,27 @@ def test_accuracy_row_from_a_real_training(catalog):
     assert row["img_per_s"] > 0
 
 
+def test_a_recipe_with_tta_adds_its_score_beside_the_plain_top1(catalog):
+    from zoo_core.bench.report import _accuracy_line
+
+    catalog.models.register(
+        "mlp_tta",
+        _mlp,
+        input_size=(1, 32, 32),
+        num_classes=10,
+        default_dataset="digits",
+        recipe={"digits": {"tta": "flip"}},
+    )
+    _register(catalog, "mlp", _mlp)
+    rows = zacc.run_accuracy(["mlp_tta", "mlp"], device="cpu", epochs=1, progress=False)
+    tta_row, plain = sorted(rows, key=lambda row: row["model"] != "mlp_tta")
+    assert tta_row["tta"] == "flip" and 0.5 < tta_row["tta_top1"] <= 1
+    assert tta_row["top1"] == tta_row["curve"][-1]["val_acc"]  # top1 stays the plain score
+    assert f"with TTA (flip) {tta_row['tta_top1'] * 100:.2f}%" in _accuracy_line(tta_row, [0.9])
+    assert plain["tta"] is None and plain["tta_top1"] is None
+    assert "TTA" not in _accuracy_line(plain, [0.9])
+
+
 def test_a_failing_or_diverging_model_leaves_an_error_row_and_the_sweep_goes_on(catalog):
     def broken(*, num_classes: int, in_chans: int = 1) -> nn.Module:
         raise RuntimeError("cannot build\nthis one")

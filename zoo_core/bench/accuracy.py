@@ -99,9 +99,10 @@ def benchmark_accuracy(
     """Train one registered model and evaluate it; returns a row whose ``error`` is None on success.
 
     ``dataset`` None: the model's ``default_dataset``. ``epochs``/``batch_size`` None: the recipe's.
-    Fields: ``top1``/``top5`` (fractions, the last epoch's test accuracy), ``train_s`` (the last epoch's
-    ``time_s``: wall seconds of training, evaluations included), ``wall_s`` (data loading and building
-    too), ``img_per_s`` (training), ``time_to`` (target → seconds or None), ``curve`` (per epoch:
+    Fields: ``top1``/``top5`` (fractions, the last epoch's test accuracy), ``tta``/``tta_top1`` (the
+    recipe's test-time augmentation and the last epoch's top-1 with it; None without one), ``train_s``
+    (the last epoch's ``time_s``: wall seconds of training, evaluations included), ``wall_s`` (data
+    loading and building too), ``img_per_s`` (training), ``time_to`` (target → seconds or None), ``curve`` (per epoch:
     ``epoch``, ``time_s``, ``val_acc``, ``val_acc5``, ``train_loss``).
     """
     from zoo_core.train.config import TrainConfig
@@ -119,6 +120,8 @@ def benchmark_accuracy(
         "params": None,
         "top1": None,
         "top5": None,
+        "tta": None,
+        "tta_top1": None,
         "train_s": None,
         "wall_s": None,
         "img_per_s": None,
@@ -191,6 +194,8 @@ def benchmark_accuracy(
     if metrics and row["error"] is None:
         row["top1"], row["top5"] = metrics[-1]["val_acc"], metrics[-1]["val_acc5"]
         row["train_s"] = metrics[-1]["time_s"]
+        if "tta_acc" in metrics[-1]:  # the recipe's final score over augmented views (top1 stays plain)
+            row["tta"], row["tta_top1"] = metrics[-1]["tta"], metrics[-1]["tta_acc"]
     return row
 
 

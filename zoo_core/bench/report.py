@@ -163,6 +163,17 @@ def target_label(target: float) -> str:
     return f"{target * 100:g}%"
 
 
+def load_verdict(machine: dict[str, Any]) -> str:
+    """What the load averages say: other work shared the CPU when one exceeds the core count."""
+    cores = machine.get("cpu_cores")
+    loads = [v for v in (machine.get("load_avg"), machine.get("load_avg_end")) if v is not None]
+    if not cores or not loads:
+        return ""
+    if max(loads) > cores:
+        return " (above the core count: other work shared the CPU and slowed the figures)"
+    return f" (at most the {cores} cores: the machine was not oversubscribed)"
+
+
 def markdown_header(report: dict[str, Any]) -> list[str]:
     """The page's title, machine, settings and method, and the table's header lines."""
     machine, settings = report["machine"], report["settings"]
@@ -173,7 +184,7 @@ def markdown_header(report: dict[str, Any]) -> list[str]:
         f"{machine['cpu_threads']} torch threads)" + (f", GPU {machine['gpu']}" if machine["gpu"] else ""),
         f"- torch {machine['torch']}, Python {machine['python']}, {machine['platform']}",
         f"- Date: {machine['date']}; 1-minute load average {machine.get('load_avg')} at the start, "
-        f"{machine.get('load_avg_end')} at the last row (above the core count, other work shared the CPU)",
+        f"{machine.get('load_avg_end')} at the last row{load_verdict(machine)}",
     ]
     if report.get("command"):
         lines.append(f"- Command: `{report['command']}`")
@@ -267,6 +278,8 @@ def _throughput_line(name: str, rows: dict[str, dict[str, Any]], settings: dict[
 
 def _accuracy_line(row: dict[str, Any], targets: list[float]) -> str:
     notes = [row["error"]] if row["error"] else []
+    if row.get("tta_top1") is not None:
+        notes.append(f"with TTA ({row['tta']}) {row['tta_top1'] * 100:.2f}%")
     if row.get("oom_retries"):
         notes.append(f"batch {row['batch_size']} after out-of-memory")
     time_to = row.get("time_to") or {}
