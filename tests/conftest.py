@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from offline_pip import install_offline
 
 import zoo_core
 
@@ -111,23 +112,7 @@ def plugin_site(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("plugin-src")
     target = tmp_path_factory.mktemp("plugin-site")
     packages = [str(_write_package(base, name, source)) for name, source in TEST_PLUGINS.items()]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            *packages,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    install_offline(*packages, target=target)
     return target
 
 

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from offline_pip import install_offline
 
 from zoo_core import contracts
 from zoo_core.contracts import ContractError
@@ -212,26 +213,6 @@ def halfmix(*, num_classes):
 """
 
 
-def _pip_install(package: Path, target: Path) -> None:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(package),
-        ],
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.fixture(scope="module")
 def badkit_site(tmp_path_factory) -> Path:
     pkg = tmp_path_factory.mktemp("badkit-src") / "zoo-badkit"
@@ -256,7 +237,7 @@ def badkit_site(tmp_path_factory) -> Path:
         """)
     )
     site = tmp_path_factory.mktemp("badkit-site")
-    _pip_install(pkg, site)
+    install_offline(pkg, target=site)
     return site
 
 
@@ -359,7 +340,7 @@ def test_the_generated_plugin_passes_zoo_check_and_its_own_tests(run_zoo, tmp_pa
     registration = (package / "zoo_demo" / "__init__.py").read_text()
     assert not re.search(r"^\s*(import|from)\s+torch", registration, re.MULTILINE)
     site = tmp_path / "site"
-    _pip_install(package, site)
+    install_offline(package, target=site)
     check = run_zoo("check", "demo", site=site, timeout=600)
     assert check.returncode == 0, check.stdout
     own = _own_tests(package, site)
@@ -379,7 +360,7 @@ def shapes_site(tmp_path_factory) -> Path:
         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
     )
     site = tmp_path_factory.mktemp("shapes-site")
-    _pip_install(source, site)
+    install_offline(source, target=site)
     return site
 
 
