@@ -27,6 +27,7 @@ def plot_accuracy(rows: list[dict[str, Any]], path: str | os.PathLike, *, title:
     line with a marker per epoch (a single point for a one-epoch run). The time axis is logarithmic where
     the models' times differ by more than 20×. Models without a finished epoch are left out."""
     require_matplotlib()
+    import matplotlib
     from matplotlib.figure import Figure
 
     curves = [(row["model"], row.get("curve") or []) for row in rows]
@@ -40,7 +41,11 @@ def plot_accuracy(rows: list[dict[str, Any]], path: str | os.PathLike, *, title:
         x = [point["time_s"] for point in curve]
         y = [point["val_acc"] * 100 for point in curve]
         times += x
-        axes.plot(x, y, marker=_MARKERS[i % len(_MARKERS)], markersize=4, linewidth=1.2, label=name)
+        # tab20 past ten curves: the default cycle's ten colours would repeat
+        color = f"C{i}" if len(curves) <= 10 else matplotlib.colormaps["tab20"](i % 20)
+        axes.plot(
+            x, y, marker=_MARKERS[i % len(_MARKERS)], color=color, markersize=4, linewidth=1.2, label=name
+        )
         if len(curves) <= 8:  # beyond that, labels on the chart overlap: the legend alone names them
             axes.annotate(
                 name, (x[-1], y[-1]), xytext=(4, 0), textcoords="offset points", fontsize=7, va="center"
