@@ -169,3 +169,17 @@ def test_the_header_says_other_work_shared_the_cpu_only_when_the_load_exceeded_t
         " (at most the 2 cores: the machine was not oversubscribed)"
     )
     assert load_verdict({"cpu_cores": 2, "load_avg": None, "load_avg_end": None}) == ""
+
+
+def test_models_run_in_the_order_their_patterns_name_them():
+    from zoo_core.bench.throughput import select_models
+
+    assert select_models(["vgg1*", "lenet", "fastnet", "lenet"]) == [
+        "vgg11",
+        "vgg13",
+        "vgg16",
+        "vgg19",
+        "lenet",
+        "fastnet",
+    ]
+    assert select_models([]) == sorted(select_models([]))

@@ -242,18 +242,25 @@ def benchmark_model(
 
 
 def select_models(patterns: Iterable[str] = ()) -> list[str]:
-    """Registered model names matching shell-style ``patterns`` (all non-namespace models when empty);
-    namespace names (``timm/...``) only when a pattern names their prefix. Matching nothing is an error."""
+    """Registered model names matching shell-style ``patterns`` (all non-namespace models when empty), in
+    the order of the patterns (sorted within one); namespace names (``timm/...``) only when a pattern names
+    their prefix. Matching nothing is an error."""
     patterns = list(patterns)
     registry = get_catalog().models
-    names = registry.names(include=patterns or None)
-    for pattern in patterns:  # exact names and aliases that no pattern listing covers
+    if not patterns:
+        return registry.names() or _no_model(patterns)
+    names = []
+    for pattern in patterns:
+        names += registry.names(include=pattern)
+        # exact names and aliases that no pattern listing covers
         if not any(c in pattern for c in "*?[") and pattern in registry:
             names.append(registry.get(pattern).name)
     names = list(dict.fromkeys(names))
-    if not names:
-        raise BadInputError(f"No model matches {' '.join(patterns)!r} (see: zoo list models)")
-    return names
+    return names or _no_model(patterns)
+
+
+def _no_model(patterns: list[str]) -> list[str]:
+    raise BadInputError(f"No model matches {' '.join(patterns)!r} (see: zoo list models)")
 
 
 def run_bench(
