@@ -47,7 +47,19 @@ FIXED = [
     "(CheckpointWriteError, still an OSError for callers), the temporary file removed, nothing saved lost.",
     "After a crash cut the last line of metrics.jsonl, the next record was glued to it: zoo now starts a new "
     "line first.",
+    "A kill inside a checkpoint write left its hidden temporary file (`.NAME.PID.HEX.tmp`) in the run "
+    "directory for good: the next training in that directory (a resume) removes those of dead processes.",
 ]
+
+
+def _load_note(load: float | None) -> str:
+    """Whether other work shared the machine: a load average above the core count says so."""
+    cores = os.cpu_count() or 1
+    if load is None:
+        return ""
+    if load > cores:
+        return " (above the core count: other work shared the machine)"
+    return f" (at most the {cores} cores: the suite had the machine to itself)"
 
 
 def machine() -> str:
@@ -92,8 +104,8 @@ def render(data: dict, *, seconds: float, summary: str, command: str) -> str:
         f"The suite (`python -m pytest tests/reliability`, part of the plain `python -m pytest -q` run): "
         f"{_outcomes(data['tests'])}{summary} in {seconds:.0f} s wall, "
         f"{sum(t['seconds'] for t in data['tests']):.0f} s of test time "
-        f"summed over tests; load average {data.get('load', '?')} during the run (other work shared the "
-        "machine). Every case below is one check made by that run.",
+        f"summed over tests; load average {data.get('load', '?')} during the run"
+        f"{_load_note(data.get('peak_load'))}. Every case below is one check made by that run.",
         "",
         f"**{held} of {len(cases)} cases held.**",
         "",
@@ -201,7 +213,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         before = os.getloadavg()[0]
         code, summary, seconds = run_suite(args.jobs, args.pytest_args, Path(tmp), args.deadline)
-        data: dict = {"cases": [], "tests": [], "load": f"{before:.1f} → {os.getloadavg()[0]:.1f}"}
+        after = os.getloadavg()[0]
+        data: dict = {
+            "cases": [],
+            "tests": [],
+            "load": f"{before:.1f} → {after:.1f}",
+            "peak_load": max(before, after),
+        }
         for ledger in sorted(Path(tmp).glob("ledger-*.json")):
             part = json.loads(ledger.read_text())
             data["cases"] += part["cases"]

@@ -314,3 +314,23 @@ def test_card_round_trips_through_json_friendly_values(tmp_path):
     card = read_card(tmp_path / "w.safetensors")
     assert card.classes == ["ä b", 'q"uote', "x"]
     assert json.loads(json.dumps(card.model_kwargs)) == card.model_kwargs
+
+
+def test_stale_temporary_files_of_a_dead_writer_are_removed_and_a_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from zoo_core.train.checkpoint import remove_stale_temp_files
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".last.pt.{dead_pid}.0a1b2c3d.tmp"
+    live = tmp_path / f".best.safetensors.{os.getpid()}.deadbeef.tmp"
+    other = tmp_path / ".notes.tmp"  # not one of ours: left alone
+    for path in (stale, live, other):
+        path.write_bytes(b"partial")
+    assert remove_stale_temp_files(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()

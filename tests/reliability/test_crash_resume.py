@@ -178,6 +178,7 @@ for i, trial in enumerate(plan):
     resume = ["train", "--resume", str(run)] if (run / "config.json").exists() else [*args, "--out", str(run)]
     resumed = run_child(resume, log=log)
     diff = differences(run, straight) if resumed == 0 else ["no complete run"]
+    after = sorted(p.name for p in run.glob(".*.tmp"))  # the resume clears what the killed run left
     epochs = []
     if (run / "metrics.jsonl").exists():
         epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -188,6 +189,7 @@ for i, trial in enumerate(plan):
             "at": where,
             "unreadable": unreadable,
             "leftover_temp_files": leftovers,
+            "temp_files_after_resume": after,
             "resume_exit": resumed,
             "resume_log": log.read_text()[-600:] if resumed != 0 else "",
             "differences": diff,
@@ -238,11 +240,14 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path, 
             problems.append(f"resume exit {trial['resume_exit']}: {trial['resume_log'][-300:]}")
         if trial["differences"]:
             problems.append(f"differs from the uninterrupted run: {trial['differences']}")
+        if trial["temp_files_after_resume"]:
+            problems.append(f"temporary files left after the resume: {trial['temp_files_after_resume']}")
         detail = (
             f"killed at {trial['at']}; resume exit {trial['resume_exit']}; "
             f"{'bit-identical' if not trial['differences'] else 'DIFFERS'}; "
             f"metrics.jsonl epochs {trial['metrics_epochs']}; "
-            f"{len(trial['leftover_temp_files'])} stale temp file(s)"
+            f"{len(trial['leftover_temp_files'])} temp file(s) left by the kill, "
+            f"{len(trial['temp_files_after_resume'])} after the resume"
         )
         name = {
             "step": "SIGKILL at a step",

@@ -102,8 +102,8 @@ def benchmark_accuracy(
     Fields: ``top1``/``top5`` (fractions, the last epoch's test accuracy), ``tta``/``tta_top1`` (the
     recipe's test-time augmentation and the last epoch's top-1 with it; None without one), ``train_s``
     (the last epoch's ``time_s``: wall seconds of training, evaluations included), ``wall_s`` (data
-    loading and building too), ``img_per_s`` (training), ``time_to`` (target → seconds or None), ``curve`` (per epoch:
-    ``epoch``, ``time_s``, ``val_acc``, ``val_acc5``, ``train_loss``).
+    loading and building too), ``img_per_s`` (training), ``time_to`` (target → seconds or None),
+    ``curve`` (per epoch: ``epoch``, ``time_s``, ``val_acc``, ``val_acc5``, ``train_loss``).
     """
     from zoo_core.train.config import TrainConfig
     from zoo_core.train.trainer import Trainer, TrainingInterrupted

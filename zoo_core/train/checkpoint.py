@@ -217,6 +217,31 @@ def _read_metadata(path: Path) -> dict[str, str]:
     return metadata
 
 
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Delete the temporary files that a killed writer left in ``run_dir`` (``_write_atomically``'s
+    ``.NAME.PID.HEX.tmp`` whose process is gone); returns them. A live writer's file is left alone."""
+    removed = []
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        parts = tmp.name.split(".")
+        if len(parts) < 5 or not parts[-3].isdigit() or _process_alive(int(parts[-3])):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process, or a platform without signal 0
+        return True
+    return True
+
+
 def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
     """Run ``write(temp_path)`` next to ``path``, flush it to disk, then move it over ``path`` in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -152,6 +152,8 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: checkpoints and the optimizer use it
         resuming = self.resume and (self.run_dir / checkpoint.TRAINING_STATE).exists()
+        if self.dist.is_main and self.run_dir.is_dir():  # what a killed run was writing when it died
+            checkpoint.remove_stale_temp_files(self.run_dir)
         if cfg.data_init and hasattr(model, "init_from_data") and not resuming:
             with torch.no_grad():  # e.g. whitening filters from the patch covariance of real images
                 model.init_from_data(self.train_loader.first_images(DATA_INIT_IMAGES))
