@@ -88,6 +88,7 @@ def test_a_recipe_with_tta_adds_its_score_beside_the_plain_top1(catalog):
     tta_row, plain = sorted(rows, key=lambda row: row["model"] != "mlp_tta")
     assert tta_row["tta"] == "flip" and 0.5 < tta_row["tta_top1"] <= 1
     assert tta_row["top1"] == tta_row["curve"][-1]["val_acc"]  # top1 stays the plain score
+    assert tta_row["curve"][-1]["tta_acc"] == tta_row["tta_top1"] and "tta_acc" not in plain["curve"][-1]
     assert f"with TTA (flip) {tta_row['tta_top1'] * 100:.2f}%" in _accuracy_line(tta_row, [0.9])
     assert plain["tta"] is None and plain["tta_top1"] is None
     assert "TTA" not in _accuracy_line(plain, [0.9])
@@ -139,6 +140,14 @@ def test_time_to_targets_takes_the_first_epoch_that_reaches_each():
         "0.94": 2.0,
         "0.99": None,
     }
+
+
+def test_time_to_targets_counts_the_last_epochs_tta_score():
+    curve = [
+        {"time_s": 1.0, "val_acc": 0.85},
+        {"time_s": 2.0, "val_acc": 0.89, "tta_acc": 0.905},  # the recipe's final score
+    ]
+    assert zacc.time_to_targets(curve, (0.85, 0.9, 0.94)) == {"0.85": 1.0, "0.9": 2.0, "0.94": None}
 
 
 # -- the command ----------------------------------------------------------------------------------------

@@ -202,7 +202,8 @@ def markdown_header(report: dict[str, Any]) -> list[str]:
             "split after every epoch; top-1/top-5 are the last epoch's. train s: wall seconds from the "
             "start of training to the end of the last epoch (evaluations and checkpoints included, data "
             "loading and model building not); img/s: training images per second (harmonic mean over the "
-            "epochs); 's to X%': the train s at the end of the first epoch whose test top-1 reached X%.",
+            "epochs); 's to X%': the train s at the end of the first epoch whose test top-1 reached X% "
+            "(with the recipe's TTA on the last epoch, where it has one).",
             "",
             "| model | data set | epochs | batch | params | top-1 | top-5 | train s | img/s | "
             + " | ".join(f"s to {target_label(t)}" for t in targets)
