@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from zoo_core.bench.report import load_verdict
+
 ROOT = Path(__file__).resolve().parents[1]
 AREAS = ["hostile data", "corrupt inputs", "crashes", "command line", "plugins", "divergence and disk full"]
 # found by this suite and fixed in the same change (kept here so the report says what the suite is for)
@@ -50,16 +52,6 @@ FIXED = [
     "A kill inside a checkpoint write left its hidden temporary file (`.NAME.PID.HEX.tmp`) in the run "
     "directory for good: the next training in that directory (a resume) removes those of dead processes.",
 ]
-
-
-def _load_note(load: float | None) -> str:
-    """Whether other work shared the machine: a load average above the core count says so."""
-    cores = os.cpu_count() or 1
-    if load is None:
-        return ""
-    if load > cores:
-        return " (above the core count: other work shared the machine)"
-    return f" (at most the {cores} cores: the suite had the machine to itself)"
 
 
 def machine() -> str:
@@ -105,7 +97,7 @@ def render(data: dict, *, seconds: float, summary: str, command: str) -> str:
         f"{_outcomes(data['tests'])}{summary} in {seconds:.0f} s wall, "
         f"{sum(t['seconds'] for t in data['tests']):.0f} s of test time "
         f"summed over tests; load average {data.get('load', '?')} during the run"
-        f"{_load_note(data.get('peak_load'))}. Every case below is one check made by that run.",
+        f"{load_verdict(data.get('machine_load', {}))}. Every case below is one check made by that run.",
         "",
         f"**{held} of {len(cases)} cases held.**",
         "",
@@ -218,7 +210,7 @@ def main() -> int:
             "cases": [],
             "tests": [],
             "load": f"{before:.1f} → {after:.1f}",
-            "peak_load": max(before, after),
+            "machine_load": {"cpu_cores": os.cpu_count(), "load_avg": before, "load_avg_end": after},
         }
         for ledger in sorted(Path(tmp).glob("ledger-*.json")):
             part = json.loads(ledger.read_text())

@@ -54,7 +54,7 @@ def time_to_targets(curve: list[dict[str, float]], targets: Iterable[float]) -> 
     """For each target accuracy, the ``time_s`` of the first epoch whose score reached it (else None): its
     ``tta_acc`` where it has one (the recipe's final evaluation, on the last epoch), else its ``val_acc``.
     Keyed by ``str(target)`` so the mapping survives JSON."""
-    scores = [(point["time_s"], point.get("tta_acc") or point["val_acc"]) for point in curve]
+    scores = [(point["time_s"], point.get("tta_acc", point["val_acc"])) for point in curve]
     return {
         str(target): next((seconds for seconds, score in scores if score >= target), None)
         for target in targets

@@ -247,20 +247,16 @@ def select_models(patterns: Iterable[str] = ()) -> list[str]:
     their prefix. Matching nothing is an error."""
     patterns = list(patterns)
     registry = get_catalog().models
-    if not patterns:
-        return registry.names() or _no_model(patterns)
-    names = []
+    names = [] if patterns else registry.names()
     for pattern in patterns:
         names += registry.names(include=pattern)
         # exact names and aliases that no pattern listing covers
         if not any(c in pattern for c in "*?[") and pattern in registry:
             names.append(registry.get(pattern).name)
     names = list(dict.fromkeys(names))
-    return names or _no_model(patterns)
-
-
-def _no_model(patterns: list[str]) -> list[str]:
-    raise BadInputError(f"No model matches {' '.join(patterns)!r} (see: zoo list models)")
+    if not names:
+        raise BadInputError(f"No model matches {' '.join(patterns)!r} (see: zoo list models)")
+    return names
 
 
 def run_bench(

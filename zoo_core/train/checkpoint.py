@@ -231,13 +231,11 @@ def remove_stale_temp_files(run_dir: Path) -> list[Path]:
 
 
 def _process_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: delivers nothing, only asks whether the process exists
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):  # another user's process, or a platform without signal 0
+    except OSError:  # another user's process, or a platform without signal 0: assume it lives
         return True
     return True
 

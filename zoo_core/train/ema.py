@@ -26,11 +26,11 @@ class WeightAverage:
             raise ValueError(f"decay must be in [0, 1), not {decay}")
         self.decay, self.every, self.warmup, self.lookahead = decay, every, warmup, lookahead
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        self.pairs = [
-            (avg, live)
-            for avg, live in zip(self.module.state_dict().values(), model.state_dict().values(), strict=True)
-        ]
-        self.floats = [(a, b) for a, b in self.pairs if a.is_floating_point()]
+        pairs = list(zip(self.module.state_dict().values(), model.state_dict().values(), strict=True))
+        # sorted once here: update() runs every few optimizer steps and only launches the kernels
+        self.averaged = [a for a, _ in pairs if a.is_floating_point()]
+        self.live = [b for a, b in pairs if a.is_floating_point()]
+        self.counters = [(a, b) for a, b in pairs if not a.is_floating_point()]
 
     def decay_at(self, step: int, total_steps: int) -> float:
         """The decay of the update made after optimizer step ``step`` (1-based) of ``total_steps``."""
@@ -41,19 +41,17 @@ class WeightAverage:
         """After optimizer step ``step``: every ``every`` steps, average ← decay·average + (1−decay)·model."""
         if step % self.every:
             return
-        averaged = [a for a, _ in self.floats]
-        torch._foreach_lerp_(averaged, [b for _, b in self.floats], 1.0 - self.decay_at(step, total_steps))
-        for a, b in self.pairs:  # integer buffers (BatchNorm's batch counter) follow the model
-            if not a.is_floating_point():
-                a.copy_(b)
+        torch._foreach_lerp_(self.averaged, self.live, 1.0 - self.decay_at(step, total_steps))
+        for a, b in self.counters:  # integer buffers (BatchNorm's batch counter) follow the model
+            a.copy_(b)
         if self.lookahead:
-            torch._foreach_copy_([b for _, b in self.floats], averaged)
+            torch._foreach_copy_(self.live, self.averaged)
 
     @torch.no_grad()
     def finish(self) -> None:
         """At the end of training a lookahead model takes the average (as its last update would)."""
         if self.lookahead:
-            torch._foreach_copy_([b for _, b in self.floats], [a for a, _ in self.floats])
+            torch._foreach_copy_(self.live, self.averaged)
 
     def state_dict(self) -> dict[str, Any]:
         return self.module.state_dict()

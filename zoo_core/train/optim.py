@@ -54,15 +54,17 @@ def param_groups(
     taken: set[str] = set()
     groups = []
     for spec in specs:
-        params = [p for name, p in named if name not in taken and fnmatch.fnmatchcase(name, spec["params"])]
-        if not params:
+        matched = [
+            (name, p) for name, p in named if name not in taken and fnmatch.fnmatchcase(name, spec["params"])
+        ]
+        if not matched:
             raise BadInputError(
                 f"parameter group {spec['params']!r} matches no trainable parameter of the model "
                 f"(names look like {named[0][0] if named else '-'!r})"
             )
-        taken.update(name for name, _ in named if fnmatch.fnmatchcase(name, spec["params"]))
+        taken.update(name for name, _ in matched)
         group = {
-            "params": params,
+            "params": [p for _, p in matched],
             "lr": lr * spec.get("lr_scale", 1.0),
             "weight_decay": weight_decay * spec.get("weight_decay_scale", 1.0),
             "pattern": spec["params"],
