@@ -12,8 +12,32 @@ import pytest
 from offline_pip import install_offline
 
 import zoo_core
+import zoo_core.device
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+AVX2_CPU = zoo_core.device.Hardware("cpu", "AVX2", native_bf16=False, native_fp16=False)
+
+
+@pytest.fixture(autouse=True)
+def _an_avx2_cpu(monkeypatch):
+    """Every test sees the same CPU, an AVX2 one without native bf16, whatever CI runs on: ``auto`` is
+    fp32 everywhere. A test that needs another CPU fakes its own with ``fake_hardware``."""
+    real = zoo_core.device.probe_hardware
+    monkeypatch.setattr(
+        zoo_core.device, "probe_hardware", lambda device: AVX2_CPU if str(device) == "cpu" else real(device)
+    )
+
+
+@pytest.fixture
+def fake_hardware(monkeypatch):
+    """Call with a Hardware: zoo then sees that CPU."""
+
+    def fake(hardware):
+        monkeypatch.setattr(zoo_core.device, "probe_hardware", lambda device: hardware)
+
+    return fake
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ from zoo_core.bench.report import (
 from zoo_core.bench.throughput import (
     FLOPS_SIZE,
     MODES,
-    PRECISIONS,
     benchmark_model,
     count_flops,
     resolve_precision,
     run_bench,
     select_models,
 )
+from zoo_core.device import PRECISIONS
 
 __all__ = [
     "FLOPS_SIZE",

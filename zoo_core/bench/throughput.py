@@ -23,26 +23,21 @@ from torch import nn
 from tqdm import tqdm
 
 from zoo_core import contracts
+from zoo_core import device as zdevice
 from zoo_core.bench.peaks import achieved_tflops, mfu, peak_tflops
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError
 from zoo_core.plugins import one_line
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MODES = ("infer", "train")
 FLOPS_SIZE = 32  # FLOPs are reported at 32×32 for every model, so the column compares like with like
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """``auto`` → bf16 on a GPU that supports it, else fp16 on CUDA, fp32 on CPU."""
-    if precision not in PRECISIONS:
-        raise BadInputError(f"Unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    if torch.device(device).type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    """The precision ``precision`` means on ``device`` (zoo_core.device.choose_precision): ``auto`` → bf16
+    on a GPU that supports it, else fp16; on a CPU bf16 where it is native (AMX, AVX-512-BF16), else fp32."""
+    return zdevice.choose_precision(precision, zdevice.probe_hardware(device)).precision
 
 
 def count_flops(model: nn.Module, in_chans: int, size: int | tuple[int, int] = FLOPS_SIZE) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from zoo_core.cli.common import RegistryName
+from zoo_core.cli.common import RegistryName, warn
 from zoo_core.errors import BadInputError
 
 REPORT_SUFFIXES = (".md", ".json", ".csv")
@@ -87,7 +87,8 @@ def _check_option_mix(ctx: click.Context, accuracy: bool) -> None:
     type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
     default="auto",
     show_default=True,
-    help="Autocast dtype; auto: bf16 (or fp16) on CUDA, fp32 on CPU.",
+    help="Autocast dtype; auto: bf16 (or fp16) on CUDA; on a CPU bf16 where it is native (AMX, "
+    "AVX-512-BF16), else fp32. The choice and its reason are said on stderr.",
 )
 @click.option("--channels-last", is_flag=True, help="Model and input in channels_last memory format.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (compile time not timed).")
@@ -231,9 +232,10 @@ def bench(
             return rep.make_accuracy_report(rows, **settings, **document)
 
     else:
-        from zoo_core.bench.throughput import resolve_precision, run_bench, select_models
+        from zoo_core.bench.throughput import run_bench, select_models
+        from zoo_core.device import choose_precision, probe_hardware
 
-        resolve_precision(precision, device)
+        choice = choose_precision(precision, probe_hardware(device))
         select_models(patterns)  # a pattern matching nothing fails before the header is printed
         settings = dict(
             device=device,
@@ -249,6 +251,10 @@ def bench(
             return rep.make_report(rows, **settings, **document)
 
     modes = ("infer", "train") if mode == "both" else (mode,)
+    if not accuracy:  # an accuracy run's trainers say it themselves, model by model
+        click.echo(choice.line, err=True)
+        if choice.warning:
+            warn(choice.warning)
     click.echo("\n".join(rep.markdown_header(make())))
 
     def on_row(row: dict[str, Any]) -> None:

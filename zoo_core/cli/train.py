@@ -193,7 +193,8 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
     "--precision",
     type=click.Choice(PRECISIONS),
     help="auto (unless the recipe says otherwise): bf16 on a GPU that has it, else fp16 with a "
-    "GradScaler; fp32 on the CPU.",
+    "GradScaler; on a CPU bf16 autocast where the CPU computes it natively (AMX, AVX-512-BF16), else fp32. "
+    "The choice and its reason are said on stderr; a 16-bit precision the CPU emulates is warned about.",
 )
 @click.option("--channels-last/--no-channels-last", default=None, help="Use the channels_last memory format.")
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True, help="torch.compile.")

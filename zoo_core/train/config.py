@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo_core.device import PRECISIONS
 from zoo_core.errors import BadInputError
 from zoo_core.train.optim import check_param_groups, parse_schedule
 
 OPTIMIZERS = ("sgd", "adamw", "adam", "rmsprop")
 SCHEDULES = ("onecycle", "cosine", "step", "linear", "constant")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 TTA_MODES = ("none", "flip", "flip-translate")
 EMA_MODES = ("average", "lookahead")
 PADDING_MODES = ("constant", "reflect")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -170,7 +171,11 @@ class Trainer:
                 model, cfg.ema, every=cfg.ema_every, warmup=cfg.ema_warmup, lookahead=lookahead
             )
         self.final_model = self.average.module if self.average else model  # what is evaluated and saved
-        self.autocast_dtype, use_scaler = pick_precision(cfg.precision, self.device)
+        self.precision, self.autocast_dtype, use_scaler = pick_precision(cfg.precision, self.device)
+        if self.dist.is_main:  # what was chosen and why, before the first step
+            print(self.precision.line, file=sys.stderr, flush=True)
+            if self.precision.warning:
+                print(f"zoo: warning: {self.precision.warning}", file=sys.stderr, flush=True)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=use_scaler)
         # compile first, then wrap for DDP (the order torch recommends)
         self.compiled = torch.compile(model) if cfg.compile else model
