@@ -3,7 +3,8 @@
 This hook module only registers names, builder strings and metadata; torch is imported when one is built.
 Every augmentation has an option ``p``: the probability that each image is augmented, drawn independently
 per image (timm's Mixup in ``elem`` mode, torchvision's per-sample transforms). An image that is not drawn
-is left exactly as it was.
+is left exactly as it was. The policies (randaugment, trivialaugment, autoaugment) share the per-image
+operation kernels of ``ops``, each operation run once on the sub-batch of images that drew it.
 """
 
 from __future__ import annotations
@@ -114,6 +115,40 @@ _AUGMENTATIONS = [
             "sigma_min": "smallest sigma in pixels, default 0.1",
             "sigma_max": "largest sigma in pixels, default 2.0",
             "kernel_size": "odd kernel size, default 2·⌈3·sigma_max⌉ + 1 (cut to fit the image)",
+            "p": _P,
+        },
+    ),
+    (
+        "randaugment",
+        "randaugment:RandAugment",
+        "RandAugment (Cubuk et al. 2020): n random ops per image, each image its own, magnitude m",
+        False,
+        {
+            "n": "operations applied in sequence to each image, each drawn per image, default 2",
+            "m": "magnitude bin, 0 to bins − 1 (torchvision's scale; timm's m9 is bins=11,m=9), default 9",
+            "mstd": "std of a Gaussian around m, drawn per image and op, clipped to the bins (timm's mstd), "
+            "default 0",
+            "bins": "number of magnitude bins spanning each op's range, default 31",
+            "p": _P,
+        },
+    ),
+    (
+        "trivialaugment",
+        "trivialaugment:TrivialAugment",
+        "TrivialAugment Wide (Müller & Hutter 2021): one random op per image at a random magnitude",
+        False,
+        {
+            "bins": "number of magnitude bins over torchvision's wide ranges, default 31",
+            "p": _P,
+        },
+    ),
+    (
+        "autoaugment",
+        "autoaugment:AutoAugment",
+        "AutoAugment (Cubuk et al. 2019): a learned sub-policy of two ops per image",
+        False,
+        {
+            "policy": "cifar10, imagenet or svhn: the published sub-policies, default cifar10",
             "p": _P,
         },
     ),

@@ -1,0 +1,174 @@
+"""What the augmentation policies share: the round trip to uint8 levels, magnitude spaces and their draws.
+
+The policies are defined on uint8 images, so the normalized batch is mapped back to its 0–255 levels (with
+the data set's ``mean``/``std``; without them the batch is taken as [0, 1] pixels, and a uint8 batch is used
+as it is), rounded to whole levels, run through ``ops.apply_ops`` and normalized again exactly as zoo's
+loaders normalize uint8 images. An image that no operation changed is returned bit for bit as it came.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import torch
+
+from zoo_plugins.augmentations._checks import require
+from zoo_plugins.augmentations.ops import apply_ops
+
+# op name → (magnitudes of `bins` bins for an H×W image, or None where the op has none; signed): the
+# magnitude spaces of torchvision's RandAugment and AutoAugment (``standard``) and TrivialAugmentWide
+# (``wide``). A signed magnitude is negated for half the images.
+Space = dict[str, tuple[Callable[[int, int, int], torch.Tensor] | None, bool]]
+
+
+def _linspace(high: float) -> Callable[[int, int, int], torch.Tensor]:
+    return lambda bins, h, w: torch.linspace(0.0, high, bins)
+
+
+def _posterize_bits(spread: int) -> Callable[[int, int, int], torch.Tensor]:
+    # 8 bits down to 8 − spread, unrounded here: a draw between two bins rounds after interpolating
+    return lambda bins, h, w: 8 - torch.arange(bins) / ((bins - 1) / spread)
+
+
+_SOLARIZE = (lambda bins, h, w: torch.linspace(1.0, 0.0, bins), False)
+_NONE = (None, False)
+
+STANDARD: Space = {
+    "identity": _NONE,
+    "shear_x": (_linspace(0.3), True),
+    "shear_y": (_linspace(0.3), True),
+    "translate_x": (lambda bins, h, w: torch.linspace(0.0, 150.0 / 331.0 * w, bins), True),
+    "translate_y": (lambda bins, h, w: torch.linspace(0.0, 150.0 / 331.0 * h, bins), True),
+    "rotate": (_linspace(30.0), True),
+    "brightness": (_linspace(0.9), True),
+    "color": (_linspace(0.9), True),
+    "contrast": (_linspace(0.9), True),
+    "sharpness": (_linspace(0.9), True),
+    "posterize": (_posterize_bits(4), False),
+    "solarize": _SOLARIZE,
+    "autocontrast": _NONE,
+    "equalize": _NONE,
+    "invert": _NONE,
+}
+WIDE: Space = {
+    **STANDARD,
+    "shear_x": (_linspace(0.99), True),
+    "shear_y": (_linspace(0.99), True),
+    "translate_x": (_linspace(32.0), True),  # torchvision's fixed 32 pixels, whatever the image size
+    "translate_y": (_linspace(32.0), True),
+    "rotate": (_linspace(135.0), True),
+    "brightness": (_linspace(0.99), True),
+    "color": (_linspace(0.99), True),
+    "contrast": (_linspace(0.99), True),
+    "sharpness": (_linspace(0.99), True),
+    "posterize": (_posterize_bits(6), False),
+}
+
+
+@functools.lru_cache(maxsize=32)
+def _tables(
+    space_name: str, ops: tuple[str, ...], bins: int, h: int, w: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(len(ops), bins) float32 magnitudes (0 where an op has none) and (len(ops),) bool signed, once per
+    device."""
+    space = {"standard": STANDARD, "wide": WIDE}[space_name]
+    table = torch.zeros(len(ops), bins)
+    signed = torch.zeros(len(ops), dtype=torch.bool)
+    for k, name in enumerate(ops):
+        values, signed[k] = space[name]
+        if values is not None:
+            table[k] = values(bins, h, w)
+    return table.to(device), signed.to(device)
+
+
+def magnitudes(
+    space: str,
+    ops: Sequence[str],
+    op: torch.Tensor,
+    position: torch.Tensor,
+    negate: torch.Tensor,
+    bins: int,
+    size: tuple[int, int],
+) -> torch.Tensor:
+    """Each image's magnitude (N,) for the op it drew (``op``, < 0: none) at its bin ``position`` (N,).
+
+    A whole-number position is that bin's value exactly (torchvision's table entry); one in between is
+    interpolated linearly, and posterize's bits are rounded after. Signed ops are negated where ``negate``.
+    """
+    table, signed = _tables(space, tuple(ops), bins, *size, position.device)
+    row = op.clamp(min=0)
+    low = position.floor().long().clamp(0, bins - 1)
+    high = (low + 1).clamp(max=bins - 1)
+    base = table[row, low]
+    value = base + (position - low) * (table[row, high] - base)
+    if "posterize" in ops:
+        value = torch.where(op == list(ops).index("posterize"), value.round(), value)
+    return torch.where(signed[row] & negate, -value, value)
+
+
+@functools.lru_cache(maxsize=16)
+def _normalization(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(scale, shift) with ``uint8 · scale + shift`` the normalized image, as zoo's loaders compute it
+    (``zoo_core.data.ops.affine_for``), and their inverse (255·std, 255·mean); (1, C, 1, 1) each, made once
+    per device rather than copied every batch."""
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return tuple(t.to(device) for t in (1.0 / (255.0 * s), -m / s, 255.0 * s, 255.0 * m))
+
+
+def to_levels(x: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
+    """The batch as float32 whole uint8 levels 0–255 (a new tensor)."""
+    if x.dtype == torch.uint8:
+        return x.float()
+    if mean is None or std is None:
+        pixels = x.float() * 255.0
+    else:
+        *_, scale, shift = _normalization(tuple(mean), tuple(std), x.device)
+        pixels = torch.addcmul(shift, x.float(), scale)
+    return pixels.round_().clamp_(0.0, 255.0)
+
+
+def from_levels(
+    levels: torch.Tensor, like: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> torch.Tensor:
+    """Whole levels back to the form of ``like``: uint8, [0, 1] pixels, or normalized with mean/std.
+
+    Overwrites ``levels``."""
+    if like.dtype == torch.uint8:
+        return levels.to(torch.uint8)
+    if mean is None or std is None:
+        return levels.div_(255.0).to(like.dtype)
+    scale, shift, *_ = _normalization(tuple(mean), tuple(std), like.device)
+    return levels.mul_(scale).add_(shift).to(like.dtype)  # in place: the levels are not needed after
+
+
+def check_normalization(aug: str, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
+    require((mean is None) == (std is None), aug, "mean", "given with std", mean)
+    if std is not None:
+        require(all(s > 0 for s in std), aug, "std", "positive", std)
+
+
+def apply_policy(
+    x: torch.Tensor,
+    steps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    ops: Sequence[str],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> torch.Tensor:
+    """Run the drawn ``steps`` in order, each an (op, magnitude) pair of (N,) tensors (op < 0: none).
+
+    An image that only drew identity or nothing is returned exactly as it came, not round-tripped.
+    """
+    levels = to_levels(x, mean, std)
+    touched = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    skip = ops.index("identity") if "identity" in ops else -1
+    for op, magnitude in steps:
+        levels = apply_ops(levels, op, magnitude, ops)
+        touched |= (op >= 0) & (op != skip)
+    out = from_levels(levels, x, mean, std)
+    # the few untouched images are copied back rather than the whole batch selected with torch.where
+    kept = (~touched).nonzero().squeeze(1)
+    return out.index_copy_(0, kept, x.index_select(0, kept)) if len(kept) else out
