@@ -21,8 +21,10 @@
 # Each step has a budget in seconds (a step past it is stopped, keeping what it wrote) and the whole run a
 # deadline (GPU_CHECKS_SECONDS, default 520, from the start of the script): a step starts only with time left,
 # so the tail of the list is what a slow machine loses. On the device machine the data come from
-# shared/data/prepare.py inside the checkout (an ignored copy that travels with it) or else
-# ../shared/data/prepare.py beside it (ZOO_SHARED_DATA names another folder), laid out in /tmp/zoo-data.
+# the parts that `python benchmarks/stage_data.py` carried over the calls before this one (CIFAR-10's
+# original pixels are ~120 MB, a call carries 64 MiB: --dry-run there shows the plan), else
+# shared/data/prepare.py inside the checkout or ../shared/data/prepare.py beside it (ZOO_SHARED_DATA names
+# another folder), laid out in /tmp/zoo-data.
 set -uo pipefail
 
 dry_run=0
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
     --dry-run) dry_run=1 ;;
     --out) out="$2"; shift ;;
     --only) only="$2"; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "gpu_checks.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -96,6 +98,11 @@ else
     || "$py" -m pip install -q --no-deps --no-build-isolation --no-index . >>"$work/install.log" 2>&1 \
     || { cat "$work/install.log"; exit 1; }
   shared="${ZOO_SHARED_DATA:-}"
+  # the data carried in parts over the calls before this one (python benchmarks/stage_data.py --dry-run)
+  if [ -z "$shared" ] && [ -d .gpu/data/part1 ]; then
+    "$py" benchmarks/stage_data.py --assemble "$work/shared-data" >/dev/null || exit 1
+    shared="$work/shared-data"
+  fi
   for candidate in shared/data ../shared/data; do
     [ -z "$shared" ] && [ -f "$candidate/prepare.py" ] && shared=$candidate
   done

@@ -145,3 +145,24 @@ def test_zoo_bench_announces_the_precision(catalog, fake_hardware):
 def test_the_fastnet_recipe_leaves_the_precision_to_the_machine(catalog):
     recipe = catalog.models.get("fastnet").meta["recipe"]["cifar10"]
     assert recipe["precision"] == "auto"
+
+
+def test_a_cpu_run_without_a_layout_choice_trains_channels_last(tmp_path, catalog):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, [*TRAIN, "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["channels_last"] is True
+
+
+def test_no_channels_last_still_wins_over_the_device_default(tmp_path, catalog):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, [*TRAIN, "--no-channels-last", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["channels_last"] is False
+
+
+def test_the_layout_default_is_channels_last_on_a_cpu_only():
+    from zoo_core.device import default_channels_last
+
+    assert default_channels_last("cpu") is True
+    assert default_channels_last("cuda") is False

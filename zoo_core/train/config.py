@@ -34,7 +34,7 @@ FALLBACK_RECIPE: dict[str, Any] = {
     "flip": False,
     "alternate_flip": False,
     "precision": "auto",
-    "channels_last": False,
+    "channels_last": None,  # the device decides: zoo_core.device.default_channels_last
     "ema": 0.0,
     "ema_every": 1,
     "ema_warmup": 0.0,

@@ -7,6 +7,7 @@ inside an epoch the host waits on the device only at logging points.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -22,7 +23,7 @@ from torch import nn
 
 from zoo_core import contracts, distributed
 from zoo_core.catalog import get_catalog
-from zoo_core.device import pick_precision, resolve_device
+from zoo_core.device import default_channels_last, pick_precision, resolve_device
 from zoo_core.errors import BadInputError, ZooError
 from zoo_core.train import checkpoint, init_weights
 from zoo_core.train.config import TrainConfig, merged_recipe
@@ -90,6 +91,9 @@ class Trainer:
         if cfg.augs:  # check the specs now, before minutes of data loading; built for real below
             build_augmentations(cfg.augs, num_classes=dataset_entry.meta.get("num_classes") or 2)
         device_type = resolve_device(cfg.device)
+        if cfg.channels_last is None:  # neither the user nor a recipe chose: what is fastest there
+            layout = default_channels_last(torch.device(device_type).type)
+            self.cfg = cfg = dataclasses.replace(cfg, channels_last=layout)
         self.dist = distributed.init_distributed(torch.device(device_type).type)
         self.device = distributed.device_for(device_type, self.dist)
         self.run_dir = Path(distributed.broadcast_object(str(self.run_dir)))  # rank 0's timestamped name
@@ -397,6 +401,7 @@ class Trainer:
                     "val_acc5": result.top5,
                     "lr": self.optimizer.param_groups[-1]["lr"],
                     "img_per_s": img_per_s,
+                    "precision": self.precision.precision,  # what --precision auto chose here
                     "time_s": self.elapsed + time.perf_counter() - self.started,
                 }
                 if last and self.cfg.tta != "none":  # the final score, over augmented views of each image
