@@ -7,7 +7,9 @@ Each variant is `zoo train cifar10 fastnet --data-dir DATA --seed S` plus the op
 technique off; the table reads each run's metrics.jsonl (final test top-1 plain and with TTA, wall time).
 ``--jobs 2 --threads 1`` runs two single-threaded trainings side by side on a 2-core machine (the same
 total throughput, steadier when other work shares the machine); the wall time of the recipe itself is the
-``--jobs 1`` figure with the default threads.
+``--jobs 1`` figure with the default threads. A run killed half-way resumes exactly on the next call;
+``--cached-only`` reports the finished runs and starts none. ``--copy`` says what DATA holds (the original
+pixels by default; ``jpeg`` for the older JPEG q75 copy), and the table's title says it.
 """
 
 from __future__ import annotations
@@ -36,10 +38,15 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def run(variant: str, seed: int, data_dir: str, work: Path, threads: int | None) -> dict:
+def run(
+    variant: str, seed: int, data_dir: str, work: Path, threads: int | None, cached_only: bool = False
+) -> dict | None:
     out = work / f"{variant}-seed{seed}"
     metrics_file = out / "metrics.jsonl"
-    if not (metrics_file.exists() and len(metrics_file.read_text().splitlines()) == 10):
+    finished = metrics_file.exists() and len(metrics_file.read_text().splitlines()) == 10
+    if not finished and cached_only:
+        return None
+    if not finished:
         env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
         command = [sys.executable, "-m", "zoo_core", "train", "cifar10", "fastnet", "--data-dir", data_dir]
         command += ["--seed", str(seed), "--out", str(out), "--no-tensorboard", *VARIANTS[variant][1]]
@@ -60,13 +67,26 @@ def run(variant: str, seed: int, data_dir: str, work: Path, threads: int | None)
     }
 
 
+COPIES = {"original": "CIFAR-10, original pixels", "jpeg": "CIFAR-10 (JPEG q75 copy)"}
+
+
+def machine() -> str:
+    """The CPU's model and capability (AVX2 / AVX512 / AMX …), cores, torch."""
+    from zoo_core.bench.report import cpu_name
+    from zoo_core.device import cpu_capability
+
+    return (
+        f"{cpu_name()} ({cpu_capability()}), {os.cpu_count()} CPU cores, no GPU; "
+        f"torch {__import__('torch').__version__}, {platform.system()}"
+    )
+
+
 def report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [
-        "# fastnet on CIFAR-10 (JPEG q75 copy), `zoo train cifar10 fastnet`",
+        f"# fastnet on {COPIES[args.copy]}, `zoo train cifar10 fastnet`",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
-        f"torch {__import__('torch').__version__}. Command: `python benchmarks/fastnet.py "
-        f"--data-dir DATA --jobs {args.jobs} --threads {args.threads or 'default'} "
+        f"Machine: {machine()}. Command: `python benchmarks/fastnet.py "
+        f"--data-dir DATA --copy {args.copy} --jobs {args.jobs} --threads {args.threads or 'default'} "
         f"--variants {args.variants}`. ",
         "Test top-1 on the 10,000 test images after the last of 10 epochs; `TTA` is the recipe's "
         "flip-translate evaluation, the recipe's final score. Time: wall seconds of `fit` (training, "
@@ -105,6 +125,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of each run")
     parser.add_argument("--variants", default="full:0,full:1,full:2")
+    parser.add_argument("--copy", choices=list(COPIES), default="original", help="what DATA holds")
+    parser.add_argument("--cached-only", action="store_true", help="report the finished runs; start none")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     plan = [(v, int(s)) for v, _, s in (item.partition(":") for item in args.variants.split(","))]
@@ -112,7 +134,10 @@ def main() -> None:
         if variant not in VARIANTS:
             parser.error(f"unknown variant {variant!r} (known: {', '.join(VARIANTS)})")
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(lambda p: run(*p, args.data_dir, args.work, args.threads), plan))
+        found = pool.map(lambda p: run(*p, args.data_dir, args.work, args.threads, args.cached_only), plan)
+        rows = [row for row in found if row is not None]
+    if not rows:
+        sys.exit("fastnet.py: no finished run to report")
     text = report(rows, args)
     print(text)
     if args.output:
