@@ -219,8 +219,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     )
     assert result.exit_code == 1
     *progress, line = result.output.splitlines()
-    # progress lines off a terminal (epoch 1's summary among them), then the error alone
-    assert progress and all(p.split()[0] == "epoch" for p in progress)
+    # the precision line, progress lines off a terminal (epoch 1's summary among them), then the error alone
+    assert progress[0].startswith("precision ")
+    assert progress[1:] and all(p.split()[0] == "epoch" for p in progress[1:])
     assert line.startswith("Error: The training loss became nan in epoch 2")
     assert f"The last good checkpoint in {run} is intact" in line
     state = torch.load(run / "last.pt", weights_only=True)
