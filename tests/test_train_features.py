@@ -279,6 +279,58 @@ def test_a_model_recipe_overrides_the_data_set_recipe_and_options_win():
     assert merged_recipe("svhn", {}, model_meta) == {}
 
 
+def test_a_recipe_names_augmentations_and_options_or_none_win():
+    recipe = {"augs": ["trivialaugment", "cutout:size=16"]}
+    assert TrainConfig(dataset="cifar10", model="m").with_recipe(recipe).augs == recipe["augs"]
+    assert TrainConfig(dataset="cifar10", model="m", augs=["mixup"]).with_recipe(recipe).augs == ["mixup"]
+    assert TrainConfig(dataset="cifar10", model="m", augs=[]).with_recipe(recipe).augs == []  # --aug none
+    assert TrainConfig(dataset="cifar10", model="m").with_recipe({}).augs == []
+    with pytest.raises(BadInputError, match="list of --aug specs"):
+        TrainConfig(dataset="cifar10", model="m").with_recipe({"augs": "cutout"})
+
+
+def test_resnet18_trains_cifar10_with_its_recipes_policy_and_cutout(catalog):
+    from zoo_core.catalog import get_catalog
+
+    models, datasets = get_catalog().models, get_catalog().datasets
+    recipe = merged_recipe("cifar10", datasets.get("cifar10").meta, models.get("resnet18").meta)
+    cfg = TrainConfig(dataset="cifar10", model="resnet18").with_recipe(recipe)
+    assert cfg.augs == ["trivialaugment", "cutout:size=16"] and cfg.epochs == 100
+    assert cfg.label_smoothing == 0.1 and cfg.crop_padding == 4 and cfg.flip
+    other = merged_recipe("cifar10", datasets.get("cifar10").meta, models.get("resnet34").meta)
+    assert TrainConfig(dataset="cifar10", model="resnet34").with_recipe(other).augs == []
+
+
+def run_with_recipe_augs(tmp_path, catalog, *augs: str):
+    catalog.models.register(
+        "tiny-linear",
+        lambda *, num_classes, in_chans=1, **kw: nn.Sequential(
+            nn.Flatten(), nn.Linear(in_chans * 1024, num_classes)
+        ),
+        recipe={"digits": {"augs": ["cutout:size=4"], "epochs": 1, "batch_size": 64}},
+    )
+    run = tmp_path / "run"
+    args = ["train", "digits", "tiny-linear", "--out", str(run), "--no-tensorboard", *augs]
+    return CliRunner().invoke(cli, args), run
+
+
+def test_zoo_train_takes_the_recipes_augmentations(tmp_path, catalog):
+    result, run = run_with_recipe_augs(tmp_path, catalog)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["augs"] == ["cutout:size=4"]
+
+
+def test_aug_none_trains_without_the_recipes_augmentations(tmp_path, catalog):
+    result, run = run_with_recipe_augs(tmp_path, catalog, "--aug", "none")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["augs"] == []
+
+
+def test_aug_none_beside_another_aug_exits_2(tmp_path, catalog):
+    result, run = run_with_recipe_augs(tmp_path, catalog, "--aug", "none", "--aug", "mixup")
+    assert result.exit_code == 2 and "--aug none" in result.output and not run.exists()
+
+
 def test_zoo_info_shows_fastnet_recipe(catalog):
     result = CliRunner().invoke(cli, ["info", "fastnet"])
     assert result.exit_code == 0, result.output

@@ -101,6 +101,15 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
         raise BadInputError(f"Dataset {dataset!r} does not take {option}")
 
 
+def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
+    """The --aug values: None leaves them to the recipe, ``none`` alone means no augmentation at all."""
+    if "none" in augs:
+        if len(augs) > 1:
+            raise BadInputError("--aug none trains without augmentation; it cannot be combined with others")
+        return []
+    return list(augs) or None
+
+
 @click.command("train")
 @click.argument("dataset", type=RegistryName("dataset"), required=False)
 @click.argument("model", type=RegistryName("model"), required=False)
@@ -111,7 +120,8 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
     metavar="SPEC",
     help="Batch augmentation, repeatable, applied in order: NAME[:key=value,...], e.g. "
     "cutmix:alpha=1.0,p=0.5 (p: per-image probability). 'mixup|cutmix' picks one per batch; "
-    "weights: 'mixup:alpha=0.2@0.3|cutmix@0.7'. Options: zoo info NAME.",
+    "weights: 'mixup:alpha=0.2@0.3|cutmix@0.7'. Options: zoo info NAME. Default: the recipe's "
+    "(zoo info MODEL); --aug none trains without any.",
 )
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the data set's recipe).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size, split over ranks.")
@@ -206,6 +216,14 @@ def check_dataset_option(dataset: str, option: str, key: str) -> None:
 )
 @click.option("--download", is_flag=True, help="Download the data set first if it has an official source.")
 @click.option("--image-size", type=click.IntRange(min=8), help="Resize images (imagefolder).")
+@click.option(
+    "--data-mode",
+    type=click.Choice(["auto", "memory", "stream"]),
+    default="auto",
+    show_default=True,
+    help="imagefolder: hold the images in memory, stream them from disk, or let the memory plan decide "
+    "from their count and size against the free memory (one line says which and why).",
+)
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Extra model keyword.")
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<time>-<data>-<model>)."
@@ -260,14 +278,18 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
         if not dataset or not model:
             raise click.UsageError("DATASET and MODEL are required (or --resume DIR|auto)")
         dataset_kwargs = {}
-        for option, key in (("--image-size", "image_size"), ("--download", "download")):
-            if opts[key]:
+        for option, key in (
+            ("--image-size", "image_size"),
+            ("--download", "download"),
+            ("--data-mode", "data_mode"),
+        ):
+            if opts[key] and opts[key] != "auto":
                 check_dataset_option(dataset, option, key)
                 dataset_kwargs[key] = opts[key]
         cfg = TrainConfig(
             dataset=dataset,
             model=model,
-            augs=list(augs),
+            augs=aug_specs(augs),
             epochs=opts["epochs"],
             batch_size=opts["batch_size"],
             lr=opts["lr"],

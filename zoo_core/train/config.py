@@ -20,6 +20,7 @@ PADDING_MODES = ("constant", "reflect")
 
 # used where a data set's recipe is silent
 FALLBACK_RECIPE: dict[str, Any] = {
+    "augs": [],  # --aug specs (a recipe may name its own; --aug none clears them)
     "epochs": 10,
     "batch_size": 128,
     "optimizer": "sgd",
@@ -58,7 +59,7 @@ class TrainConfig:
 
     dataset: str
     model: str
-    augs: list[str] = field(default_factory=list)
+    augs: list[str] | None = None  # --aug specs, in order; [] is none at all (--aug none)
     epochs: int | None = None
     batch_size: int | None = None  # the global batch, split evenly over the ranks
     lr: float | None = None
@@ -107,6 +108,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         checks = [
+            (
+                isinstance(self.augs, list) and all(isinstance(a, str) and a for a in self.augs),
+                f"augs must be a list of --aug specs, not {self.augs!r}",
+            ),
             (self.epochs is not None and self.epochs >= 1, f"--epochs must be at least 1, not {self.epochs}"),
             (
                 self.batch_size is not None and self.batch_size >= 1,
