@@ -24,7 +24,8 @@ import abc
 import hashlib
 import math
 import os
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -33,6 +34,7 @@ from zoo_core import contracts
 from zoo_core.data import ops
 from zoo_core.data.ops import affine_for, flip_where, random_crop, random_flip, random_window
 from zoo_core.data.stats import channel_stats
+from zoo_core.errors import ZooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
@@ -410,11 +412,23 @@ class StreamLoader(_EpochLoader):
         self._sampler.start = batch_index * self.batch_size
         # the same order the sampler draws, for the alternating flip's per-image rule (host generator)
         order = self._order(torch.Generator()) if self._first_flips is not None else None
-        for b, (x, y) in enumerate(self._loader, start=batch_index):
+        for b, (x, y) in enumerate(_one_line_errors(self._loader), start=batch_index):
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
             idx = order[b * self.batch_size : b * self.batch_size + len(x)] if order is not None else None
             yield self.transform(x, self._seeded(b), None if idx is None else self._flips(idx)), y
+
+
+def _one_line_errors(batches: Iterable[Batch]) -> Iterator[Batch]:
+    """The batches of a DataLoader; a zoo error raised in a worker (e.g. an unreadable image under
+    --strict) arrives wrapped in the worker's traceback: it is raised again with its own message alone."""
+    try:
+        yield from batches
+    except ZooError as exc:
+        message = str(exc).strip().splitlines()[-1]
+        if " worker process " in str(exc) and ": " in message:  # "zoo_core.errors.ZooError: …"
+            raise type(exc)(message.split(": ", 1)[1]) from None
+        raise
 
 
 def make_loader(
@@ -446,6 +460,43 @@ def make_loader(
             sample = torch.stack([dataset[i][0] for i in range(0, len(dataset), step)])
             mean, std = channel_stats(sample)
     common = dict(batch_size=batch_size, device=device, mean=mean, std=std, train=train, **options)
+    if in_memory and not _fits_on(torch.device(device), dataset.images):
+        # held in RAM, too large for the GPU: batches are copied from (pinned) host memory instead
+        return StreamLoader(_TensorPairs(dataset.images, dataset.labels), num_workers=0, **common)
     if in_memory:
         return DeviceLoader(dataset.images, dataset.labels, **common)
     return StreamLoader(dataset, num_workers=num_workers, **common)
+
+
+def _fits_on(device: torch.device, images: torch.Tensor) -> bool:
+    """Whether an in-memory set may move to ``device`` whole: always on the CPU (it is there already);
+    on CUDA when the memory plan says so against the free GPU memory, said in one line when it does not."""
+    if device.type != "cuda":
+        return True
+    from zoo_core.data.memory import free_gpu_memory, plan_data_mode
+
+    plan = plan_data_mode(
+        "auto",
+        images=len(images),
+        shape=tuple(images.shape[1:]),
+        free=free_gpu_memory(device),
+        where=f"free on {device}",
+        copies=1,
+        what="data set",
+    )
+    if not plan.fits:
+        print(plan.line.replace("from disk", "from host memory"), file=sys.stderr, flush=True)
+    return plan.fits
+
+
+class _TensorPairs(torch.utils.data.Dataset):
+    """(image, label) pairs of in-memory tensors, for a StreamLoader."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])

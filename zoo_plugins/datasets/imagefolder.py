@@ -1,5 +1,7 @@
 """ImageFolder trees ``<root>/<split>/<class>/<image>``: decoded once in parallel, then cached as uint8
-tensors keyed by the tree's content (paths, sizes, modification times), so the next run starts at once."""
+tensors keyed by the tree's content (paths, sizes, modification times), so the next run starts at once; or,
+when the tree does not fit in memory, streamed from disk (``imagefolder_stream``). Which of the two is
+decided before any image is decoded, by the memory plan (``zoo_core.data.memory``)."""
 
 from __future__ import annotations
 
@@ -21,9 +23,11 @@ import torch
 from tqdm import tqdm
 
 from zoo_core.data.dataset import InMemoryDataset
+from zoo_core.data.memory import DATA_MODES, RAM_COPIES, MemoryPlan, free_ram, plan_data_mode
 from zoo_core.data.root import default_cache_dir, resolve_data_root
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
+from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
 CACHE_VERSION = 1
@@ -33,6 +37,7 @@ _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
 # Tiny ImageNet, which zoo's CIFAR-style models (no stem down-sampling) train on well; --image-size for more
 AUTO_SIZE_CAP = 64
 _ANNOUNCED: set[tuple[str, int, int]] = set()
+_ANNOUNCED_PLANS: set[tuple[str, str]] = set()
 
 
 def imagefolder(
@@ -46,8 +51,9 @@ def imagefolder(
     cache: bool = True,
     cache_dir: Path | None = None,
     workers: int | None = None,
-) -> InMemoryDataset:
-    """Any <root>/<split>/<class>/<image> tree, decoded once and cached as uint8 tensors.
+    data_mode: str = "auto",
+) -> InMemoryDataset | StreamingImageFolder:
+    """Any <root>/<split>/<class>/<image> tree, decoded once and cached as uint8 tensors, or streamed.
 
     ``root`` is the tree itself. Classes are the sorted class folders of all splits together (so every split
     numbers them alike); hidden folders and files are skipped. ``image_size`` (N or (H, W)) resizes every
@@ -56,6 +62,11 @@ def imagefolder(
     ``channels`` forces 1 (grey) or 3 (RGB); by default grey only when every image is. Unreadable images are
     skipped with a warning naming them, or fatal with ``strict``. mean/std are computed over the split; its
     ``recipe`` is the imagefolder recipe sized to the number of images (``imagefolder_recipe``).
+
+    ``data_mode``: "memory" holds the split in memory (it fails at once, exit 2, when the memory plan says it
+    cannot fit), "stream" reads it from disk image by image (``StreamingImageFolder``), "auto" (default)
+    asks the memory plan: the uint8 tensor, twice while decoding, against 80% of the free RAM. The plan's
+    line goes to stderr when the split streams, when the mode was forced or when it needs 1 GB or more.
     """
     if download:
         raise BadInputError(
@@ -70,6 +81,7 @@ def imagefolder(
         cache=cache,
         cache_dir=cache_dir,
         workers=workers,
+        data_mode=data_mode,
     )
 
 
@@ -84,11 +96,14 @@ def read_image_tree(
     cache: bool = True,
     cache_dir: Path | None = None,
     workers: int | None = None,
-) -> InMemoryDataset:
+    data_mode: str = "auto",
+) -> InMemoryDataset | StreamingImageFolder:
     """Read ``root/split/<class>/…`` (see ``imagefolder``); ``classes`` fixes the class list and order."""
     size = _size_pair(image_size)
     if channels not in (None, 1, 3):
         raise BadInputError(f"channels must be 1 or 3, not {channels}")
+    if data_mode not in DATA_MODES:
+        raise BadInputError(f"--data-mode must be one of {', '.join(DATA_MODES)}, not {data_mode!r}")
     splits = list_splits(root)
     if split not in splits:
         if not splits:
@@ -117,7 +132,22 @@ def read_image_tree(
 
     key = _cache_key(split, size, channels, classes, files)
     cache_file = (cache_dir or default_cache_dir()) / f"imagefolder-{key}.pt"
-    if cache and cache_file.is_file():
+    cached = cache and cache_file.is_file()
+    plan = _memory_plan(root / split, files, size, channels, data_mode, cached)
+    if plan.mode == "stream":
+        return StreamingImageFolder(
+            root / split,
+            files,
+            classes,
+            size=size or _first_size(root / split, files),
+            channels=channels or _guess_channels(root / split, files),
+            strict=strict,
+            cache_file=(cache_dir or default_cache_dir()) / f"imagefolder-stats-{key}.json"
+            if cache
+            else None,
+            workers=workers,
+        )
+    if cached:
         try:
             saved = torch.load(cache_file, weights_only=True)
         except Exception as exc:  # a damaged cache is rebuilt, never fatal
@@ -143,6 +173,64 @@ def read_image_tree(
     if cache:
         _save(saved, cache_file)
     return _dataset(saved, classes)
+
+
+def _memory_plan(
+    split_dir: Path,
+    files: list[Any],
+    size: tuple[int, int] | None,
+    channels: int | None,
+    data_mode: str,
+    cached: bool,
+) -> MemoryPlan:
+    """The memory plan of a split, from its file list and one image header at most: stream or hold it."""
+    height, width = size or _first_size(split_dir, files)
+    plan = plan_data_mode(
+        data_mode,
+        images=len(files),
+        shape=(channels or 3, height, width),  # 3 channels until decoded: the larger guess
+        free=free_ram(),
+        where="free RAM",
+        copies=1 if cached else RAM_COPIES,  # a cached tensor is read once; decoding stacks a copy
+        what=f"imagefolder {split_dir}",
+    )
+    if data_mode == "memory" and not plan.fits:
+        raise BadInputError(f"{plan.line}, which cannot fit: --data-mode stream or auto reads it from disk")
+    if plan.mode == "stream" or data_mode != "auto" or plan.need >= 1e9:
+        said = (str(split_dir), plan.mode)
+        if said not in _ANNOUNCED_PLANS:
+            _ANNOUNCED_PLANS.add(said)
+            print(plan.line, file=sys.stderr, flush=True)
+    return plan
+
+
+def _first_size(split_dir: Path, files: list[Any]) -> tuple[int, int]:
+    """(H, W) of the first image whose header reads (all have one size when no size was chosen)."""
+    from PIL import Image
+
+    for name, *_ in files:
+        try:
+            with Image.open(split_dir / name) as img:
+                width, height = img.size
+                return height, width
+        except Exception:  # unreadable: reported when it is decoded
+            continue
+    raise ZooError(f"None of the {len(files)} images under {split_dir} could be read")
+
+
+def _guess_channels(split_dir: Path, files: list[Any], sample: int = 64) -> int:
+    """1 when every one of up to ``sample`` evenly spaced images is grey, else 3 (read from headers)."""
+    from PIL import Image
+
+    step = max(1, len(files) // sample)
+    for name, *_ in files[::step][:sample]:
+        try:
+            with Image.open(split_dir / name) as img:
+                if img.mode not in _GRAY_MODES:
+                    return 3
+        except Exception:
+            continue
+    return 1
 
 
 def list_splits(root: Path) -> list[str]:

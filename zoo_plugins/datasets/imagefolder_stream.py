@@ -1,0 +1,121 @@
+"""An ImageFolder split read from disk image by image, for trees that do not fit in memory.
+
+DataLoader workers (``zoo_core.data.loader.StreamLoader``) call ``__getitem__``: one file decoded and
+resized (JPEG draft mode when it shrinks a lot, then Pillow's reducing resize: ``decode_image``) into a
+uint8 C×H×W tensor. The sample order, sharding and resumption are the loader's, pure functions of
+(seed, epoch), as for the in-memory path. A file that cannot be read is replaced by the next readable one
+in the list (with its label), said on stderr naming both, so a batch keeps its size and a worker never
+dies; with ``strict`` it is fatal. mean/std come from up to ``STATS_IMAGES`` evenly spaced images, decoded
+in parallel once and cached beside the in-memory caches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo_core.errors import ZooError
+
+STATS_IMAGES = 512
+
+
+class StreamingImageFolder(torch.utils.data.Dataset):
+    """``files`` (path relative to ``split_dir``, size, mtime, label) of one split, decoded on demand."""
+
+    def __init__(
+        self,
+        split_dir: Path,
+        files: Sequence[tuple[str, int, int, int]],
+        classes: Sequence[str],
+        *,
+        size: tuple[int, int],
+        channels: int,
+        strict: bool = False,
+        cache_file: Path | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.split_dir = Path(split_dir)
+        self.paths = [f[0] for f in files]
+        self.targets = [int(f[3]) for f in files]
+        self.classes = list(classes)
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+        self.size, self.channels, self.strict = size, channels, strict
+        self.input_size = (channels, size[0], size[1])
+        self.mean, self.std = self._stats(cache_file, workers)
+        from zoo_plugins.datasets import imagefolder_recipe
+
+        self.recipe = imagefolder_recipe(len(self.paths))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from zoo_plugins.datasets.imagefolder import decode_image
+
+        for step in range(len(self.paths)):
+            i = (index + step) % len(self.paths)
+            path = self.split_dir / self.paths[i]
+            try:
+                array = decode_image(path, self.size, self.channels)
+            except Exception as exc:  # Pillow raises many types for a damaged file
+                reason = f"{path} ({type(exc).__name__}: {exc})"
+                if self.strict:
+                    raise ZooError(
+                        f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
+                    ) from None
+                print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
+                continue
+            if step:
+                print(
+                    f"zoo: warning: {self.paths[i]} stands in for the unreadable {self.paths[index]}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            image = torch.from_numpy(np.array(array))  # a writable copy of Pillow's read-only buffer
+            image = image[None] if image.dim() == 2 else image.permute(2, 0, 1)
+            return image.contiguous(), self.targets[i]
+        raise ZooError(f"None of the {len(self.paths)} images under {self.split_dir} could be read")
+
+    def _stats(self, cache_file: Path | None, workers: int | None) -> tuple[tuple[float, ...], ...]:
+        """Per-channel mean and std in [0, 1] of up to STATS_IMAGES evenly spaced images (cached)."""
+        if cache_file is not None and cache_file.is_file():
+            try:
+                saved = json.loads(cache_file.read_text())
+                return tuple(saved["mean"]), tuple(saved["std"])
+            except (OSError, ValueError, KeyError):
+                pass
+        from zoo_plugins.datasets.imagefolder import decode_chunk
+
+        step = max(1, len(self.paths) // STATS_IMAGES)
+        names = self.paths[::step][:STATS_IMAGES]
+        n_workers = max(1, min(workers or os.cpu_count() or 1, 8))
+        chunks = [names[i::n_workers] for i in range(n_workers)]
+        n, folder = len(chunks), str(self.split_dir)
+        if n > 1:
+            with ProcessPoolExecutor(n) as pool:
+                results = list(
+                    pool.map(decode_chunk, [folder] * n, chunks, [self.size] * n, [self.channels] * n)
+                )
+        else:
+            results = [decode_chunk(folder, names, self.size, self.channels)]
+        arrays = [a for chunk in results for a, _ in chunk if a is not None]
+        if not arrays:
+            raise ZooError(f"None of the {len(names)} sampled images under {self.split_dir} could be read")
+        pixels = np.stack(arrays).astype(np.float64) / 255
+        pixels = pixels[..., None] if pixels.ndim == 3 else pixels
+        mean = tuple(float(v) for v in pixels.mean(axis=(0, 1, 2)))
+        std = tuple(float(v) for v in pixels.std(axis=(0, 1, 2)))
+        if cache_file is not None:
+            try:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                cache_file.write_text(json.dumps({"mean": mean, "std": std, "images": len(arrays)}))
+            except OSError:
+                pass
+        return mean, std
