@@ -17,6 +17,7 @@
 #      and cutout; goal 95.5%: needs a call of its own, --only 05, as the full run gives it 80 s)
 #   06 the headline: inception --aug cutmix      06-inception-cutmix.{jsonl,log}
 #   07 zoo bench against timm's method           07-bench-vs-timm.md, 07-bench-vs-timm-large.md
+#   09 augmentation policies on the GPU          09-augmentations-policies.md (vs torchvision per image)
 #   08 the CUDA-parametrised tests               08-tests-cuda.txt
 # steps.txt logs every step: its wall seconds and whether it finished, was cut by its budget or skipped.
 #
@@ -255,10 +256,15 @@ run_step "04 accuracy sweep" 90 "$out/04-accuracy-cifar10.md" "${zoo_cmd[@]}" be
   --output "$out/04-accuracy-cifar10.json" "${plot[@]}"
 
 # -- 05/06 full recipes --------------------------------------------------------------------------------
-run_step "05 resnet18 recipe" 80 - bash -c 'train_run "$@"' _ \
+run_step "05 resnet18 recipe" 65 - bash -c 'train_run "$@"' _ \
   05-resnet18-recipe "${resnet[@]}"
 run_step "06 inception cutmix" 40 - bash -c 'train_run "$@"' _ \
   06-inception-cutmix "${inception[@]}"
+
+# -- 09 the augmentation policies on the device, against torchvision per image on the CPU -------------------
+run_step "09 augmentation policies" 15 - "$py" benchmarks/augmentation_policies.py --device "$device" \
+  --batch-size $(( dry_run ? 16 : 1024 )) --runs $(( dry_run ? 1 : 5 )) \
+  --output "$out/09-augmentations-policies.md"
 
 # -- 07 fairness: zoo bench against timm's benchmark method --------------------------------------------
 run_step "07 bench vs timm" 25 - "$py" benchmarks/bench_vs_timm.py --device "$device" "${timm_args[@]}" \

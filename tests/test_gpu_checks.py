@@ -34,13 +34,15 @@ def test_gpu_checks_dry_run_runs_every_step(tmp_path):
     steps = (out / "steps.txt").read_text()
     for step in ("01 fastnet seed 0", "02 throughput eager", "03 throughput compiled", "04 accuracy sweep"):
         assert f"{step}: finished" in steps, steps
-    for step in ("05 resnet18 recipe", "06 inception cutmix"):
+    for step in ("05 resnet18 recipe", "06 inception cutmix", "09 augmentation policies"):
         assert f"{step}: finished" in steps, steps
     # the fairness check may disagree on one CPU batch (exit 1), but it must run and give its verdict
     assert "07 bench vs timm: finished" in steps or "07 bench vs timm: failed (exit 1)" in steps, steps
     assert "Verdict:" in (out / "07-bench-vs-timm.md").read_text()
 
     assert "torch" in (out / "00-versions.txt").read_text()
+    policies = (out / "09-augmentations-policies.md").read_text()
+    assert "| `randaugment` |" in policies and "| posterize |" in policies
     assert "| 0 | 1 |" in (out / "01-fastnet.md").read_text()  # seed 0, one epoch
     eager = json.loads((out / "02-throughput-eager.json").read_text())["results"]
     assert {(r["model"], r["mode"]) for r in eager} == {

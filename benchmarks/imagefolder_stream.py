@@ -1,0 +1,284 @@
+"""A streamed ImageFolder of real photos: zoo's loader against torchvision's ImageFolder + DataLoader, and
+the training process's memory, flat in the number of images.
+
+    python benchmarks/imagefolder_stream.py                      # → results/imagefolder-stream-<device>.md
+    python benchmarks/imagefolder_stream.py --images 2000 --rss 1000 2000 --batches 5   # a quick look
+
+The photos: JPEGs (quality 90) of 300–500 px per side, random crops, rescales and mirrors of the two photos
+scikit-learn ships, in 10 class folders, written once into ``--work`` by this script. At ``--image-size``
+(224): zoo streams them (``imagefolder(..., data_mode="stream")`` + ``make_loader``: workers decode with
+JPEG draft mode and a reducing resize into uint8 batches; flip and normalization on the device) against
+``torchvision.datasets.ImageFolder`` with ``Resize((224, 224))``, ``RandomHorizontalFlip``, ``ToTensor``,
+``Normalize`` and a ``DataLoader`` with the same workers, batch and pinning. The two alternate over
+``--rounds`` rounds; each round starts a fresh iterator, skips ``--warmup`` batches, then times
+``--batches``; the median round counts. Memory: a process that streams ``--steps`` batches into a one-layer
+model with SGD, for each tree size of ``--rss``; its peak RSS (``ru_maxrss``) and its workers' peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CLASSES = 10
+
+
+def write_photos(args: tuple[str, int, int, int]) -> int:
+    """Photos ``start``…``stop - 1`` of a tree, each from its own seed (so any slice can be rebuilt)."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    folder, start, stop, seed = args
+    sources = [Image.fromarray(a) for a in load_sample_images().images]
+    for i in range(start, stop):
+        rng = np.random.default_rng([seed, i])
+        photo = sources[i % len(sources)]
+        scale = rng.uniform(0.8, 1.6)
+        big = photo.resize(
+            (round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BILINEAR
+        )
+        w, h = (int(v) for v in rng.integers(300, 501, 2))
+        w, h = min(w, big.width), min(h, big.height)
+        x, y = int(rng.integers(0, big.width - w + 1)), int(rng.integers(0, big.height - h + 1))
+        crop = big.crop((x, y, x + w, y + h))
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        label = i % CLASSES
+        path = Path(folder) / "train" / f"class{label}" / f"{i:06d}.jpg"
+        crop.save(path, quality=90)
+    return stop - start
+
+
+def make_tree(root: Path, images: int, workers: int) -> Path:
+    """``root/train/class<k>/NNNNNN.jpg`` and a small ``test`` split, written once (a marker says done)."""
+    marker = root / f".complete-{images}"
+    if marker.is_file():
+        return root
+    for k in range(CLASSES):
+        (root / "train" / f"class{k}").mkdir(parents=True, exist_ok=True)
+        (root / "test" / f"class{k}").mkdir(parents=True, exist_ok=True)
+    step = 500
+    jobs = [(str(root), s, min(s + step, images), 0) for s in range(0, images, step)]
+    with ProcessPoolExecutor(workers) as pool:
+        done = 0
+        for n in pool.map(write_photos, jobs):
+            done += n
+            print(f"\rwriting {root}: {done:,}/{images:,} photos", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    for k in range(CLASSES):  # one test photo a class: imagefolder lists classes across splits
+        src = root / "train" / f"class{k}" / f"{k:06d}.jpg"
+        (root / "test" / f"class{k}" / src.name).write_bytes(src.read_bytes())
+    marker.write_text("ok\n")
+    return root
+
+
+def zoo_batches(tree: Path, size: int, batch: int, workers: int, device: str):
+    from zoo_core.data.loader import make_loader
+    from zoo_plugins.datasets.imagefolder import imagefolder
+
+    data = imagefolder(root=tree, split="train", image_size=size, data_mode="stream")
+    loader = make_loader(data, batch_size=batch, device=device, train=True, flip=True, num_workers=workers)
+
+    def batches():
+        loader.set_epoch(loader.epoch + 1)
+        return iter(loader)
+
+    return batches
+
+
+def torchvision_batches(tree: Path, size: int, batch: int, workers: int, device: str, mean, std):
+    import torch
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose(
+        [
+            transforms.Resize((size, size)),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
+    data = datasets.ImageFolder(tree / "train", transform=transform)
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=device == "cuda",
+        drop_last=True,
+        persistent_workers=workers > 0,
+    )
+
+    def batches():
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    return batches
+
+
+def time_round(batches, warmup: int, timed: int, device: str) -> float:
+    import torch
+
+    it = batches()
+    for _ in range(warmup):
+        next(it)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start, images = time.perf_counter(), 0
+    for _ in range(timed):
+        x, _ = next(it)
+        images += len(x)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return images / (time.perf_counter() - start)
+
+
+RSS_RUN = """
+import json, resource, sys
+from pathlib import Path
+import torch
+from zoo_core.data.loader import make_loader
+from zoo_plugins.datasets.imagefolder import imagefolder
+
+tree, size, batch, workers, steps = Path(sys.argv[1]), *(int(v) for v in sys.argv[2:6])
+data = imagefolder(root=tree, split="train", image_size=size, data_mode="stream")
+loader = make_loader(data, batch_size=batch, device="cpu", train=True, flip=True, num_workers=workers)
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1),
+                            torch.nn.Flatten(), torch.nn.Linear(8, len(data.classes)))
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+for step, (x, y) in enumerate(loader):
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+    if step + 1 == steps:
+        break
+print(json.dumps({"images": len(data), "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def peak_rss(tree: Path, size: int, batch: int, workers: int, steps: int) -> dict:
+    """Peak RSS of a fresh process that streams ``steps`` batches of ``tree`` into a one-layer model."""
+    out = subprocess.run(
+        [sys.executable, "-c", RSS_RUN, str(tree), str(size), str(batch), str(workers), str(steps)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def render(doc: dict) -> str:
+    t = doc["throughput"]
+    lines = [
+        f"# A streamed ImageFolder of photos: zoo against torchvision ({doc['device']})",
+        "",
+        f"- Machine: {doc['machine']}",
+        f"- Command: `{doc['command']}`",
+        f"- Tree: {doc['images']:,} JPEG photos (quality 90, 300–500 px a side) in {CLASSES} classes, "
+        f"read at {doc['size']}×{doc['size']}; batch {doc['batch']}, {doc['workers']} workers; "
+        f"{doc['rounds']} alternating rounds of {doc['batches']} timed batches after {doc['warmup']}.",
+        "",
+        "| loader | img/s (median) | rounds |",
+        "|---|---:|---|",
+        f"| zoo (streamed imagefolder, uint8 batches, flip + normalize on the device) | {t['zoo']:.0f} | "
+        + ", ".join(f"{v:.0f}" for v in t["zoo_rounds"])
+        + " |",
+        "| torchvision ImageFolder + DataLoader (Resize, flip, ToTensor, Normalize in the workers) | "
+        f"{t['torchvision']:.0f} | " + ", ".join(f"{v:.0f}" for v in t["torchvision_rounds"]) + " |",
+        "",
+        f"zoo / torchvision: **{t['zoo'] / t['torchvision']:.2f}×** (goal ≥ 1.5×).",
+    ]
+    if doc["rss"]:
+        lines += [
+            "",
+            f"Peak RSS of a process streaming {doc['rss_steps']} batches into a one-layer model (its own; "
+            "its workers' largest):",
+            "",
+            "| images in the tree | process MB | a worker MB |",
+            "|---:|---:|---:|",
+        ]
+        for r in doc["rss"]:
+            lines.append(f"| {r['images']:,} | {r['self_kb'] / 1024:.0f} | {r['children_kb'] / 1024:.0f} |")
+        first, last = doc["rss"][0], doc["rss"][-1]
+        lines += [
+            "",
+            f"{last['images']:,} vs {first['images']:,} images: the process's peak is "
+            f"{last['self_kb'] / first['self_kb'] - 1:+.1%} (goal: within 10%).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/zoo-stream-bench"))
+    parser.add_argument("--images", type=int, default=20_000)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--rss", type=int, nargs="*", default=[10_000, 40_000], help="tree sizes")
+    parser.add_argument("--rss-steps", type=int, default=40)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+
+    from zoo_core.bench import describe_machine
+
+    os.environ.setdefault("ZOO_CACHE", str(args.work / "cache"))
+    output = args.output or RESULTS / f"imagefolder-stream-{args.device}.md"
+    size, batch, workers = args.image_size, args.batch_size, args.workers
+    tree = make_tree(args.work / f"photos-{args.images}", args.images, workers)
+    zoo = zoo_batches(tree, size, batch, workers, args.device)
+    from zoo_plugins.datasets.imagefolder import imagefolder
+
+    stats = imagefolder(root=tree, split="train", image_size=size, data_mode="stream")
+    tv = torchvision_batches(tree, size, batch, workers, args.device, stats.mean, stats.std)
+    rounds: dict[str, list[float]] = {"zoo": [], "torchvision": []}
+    for r in range(args.rounds):
+        for name, batches in (("zoo", zoo), ("torchvision", tv)):
+            rounds[name].append(time_round(batches, args.warmup, args.batches, args.device))
+            print(f"round {r + 1} {name}: {rounds[name][-1]:.0f} img/s", file=sys.stderr, flush=True)
+    doc = {
+        "device": args.device,
+        "machine": describe_machine(args.device),
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "images": args.images,
+        "size": size,
+        "batch": batch,
+        "workers": workers,
+        "rounds": args.rounds,
+        "warmup": args.warmup,
+        "batches": args.batches,
+        "throughput": {
+            "zoo": statistics.median(rounds["zoo"]),
+            "torchvision": statistics.median(rounds["torchvision"]),
+            "zoo_rounds": rounds["zoo"],
+            "torchvision_rounds": rounds["torchvision"],
+        },
+        "rss_steps": args.rss_steps,
+        "rss": [],
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for n in args.rss:
+        rss_tree = make_tree(args.work / f"photos-{n}", n, workers)
+        doc["rss"].append(peak_rss(rss_tree, size, batch, workers, args.rss_steps))
+        print(f"rss {n:,} images: {doc['rss'][-1]}", file=sys.stderr, flush=True)
+    output.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    output.write_text(render(doc))
+    print(f"wrote {output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
