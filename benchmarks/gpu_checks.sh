@@ -262,7 +262,7 @@ run_step "06 inception cutmix" 40 - bash -c 'train_run "$@"' _ \
   06-inception-cutmix "${inception[@]}"
 
 # -- 09 the augmentation policies on the device, against torchvision per image on the CPU -------------------
-run_step "09 augmentation policies" 15 - "$py" benchmarks/augmentation_policies.py --device "$device" \
+run_step "09 augmentation policies" 30 - "$py" benchmarks/augmentation_policies.py --device "$device" \
   --batch-size $(( dry_run ? 16 : 1024 )) --runs $(( dry_run ? 1 : 5 )) \
   --output "$out/09-augmentations-policies.md"
 
