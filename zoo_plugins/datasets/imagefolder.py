@@ -133,13 +133,14 @@ def read_image_tree(
     key = _cache_key(split, size, channels, classes, files)
     cache_file = (cache_dir or default_cache_dir()) / f"imagefolder-{key}.pt"
     cached = cache and cache_file.is_file()
-    plan = _memory_plan(root / split, files, size, channels, data_mode, cached)
+    shape = size or _first_size(root / split, files)  # one header read when no size was chosen
+    plan = _memory_plan(root / split, files, shape, channels, data_mode, cached)
     if plan.mode == "stream":
         return StreamingImageFolder(
             root / split,
             files,
             classes,
-            size=size or _first_size(root / split, files),
+            size=shape,
             channels=channels or _guess_channels(root / split, files),
             strict=strict,
             cache_file=(cache_dir or default_cache_dir()) / f"imagefolder-stats-{key}.json"
@@ -178,13 +179,13 @@ def read_image_tree(
 def _memory_plan(
     split_dir: Path,
     files: list[Any],
-    size: tuple[int, int] | None,
+    size: tuple[int, int],
     channels: int | None,
     data_mode: str,
     cached: bool,
 ) -> MemoryPlan:
-    """The memory plan of a split, from its file list and one image header at most: stream or hold it."""
-    height, width = size or _first_size(split_dir, files)
+    """The memory plan of a split of images of ``size`` (H, W), from its file list: stream or hold it."""
+    height, width = size
     plan = plan_data_mode(
         data_mode,
         images=len(files),
