@@ -110,6 +110,7 @@ def test_metadata_holds_exactly_the_card(tmp_path):
         "mean": "[0.5, 0.25, 0.125]",
         "std": "[0.2, 0.3, 0.4]",
         "input_size": "[3, 8, 8]",
+        "crop_pct": "1.0",  # the evaluation transform: the whole picture
     }
 
 

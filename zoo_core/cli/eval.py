@@ -76,7 +76,7 @@ def eval_command(
     weights = resolve_checkpoint(checkpoint)
     model, card = load_model(weights, device=device)
     dataset, data_dir, run_kwargs, source = _data_to_evaluate(weights, card, dataset, data_dir)
-    kwargs = {**_shape_kwargs(dataset, card.input_size), **run_kwargs}
+    kwargs = {**_shape_kwargs(dataset, card.input_size, card.crop_pct), **run_kwargs}
     where = f" from {data_dir}" if data_dir else ""
     what = f"Evaluating {weights} ({card.model}) on {dataset} {split}{where} ({source})"
     data = create_dataset(dataset, root=data_dir, split=split, **kwargs)
@@ -182,12 +182,13 @@ def _data_to_evaluate(
     return own, data_dir, options if run else {}, source
 
 
-def _shape_kwargs(dataset: str, input_size: tuple[int, int, int]) -> dict[str, Any]:
-    """Ask a data set that can resize or convert its images (imagefolder) for the model's input shape."""
+def _shape_kwargs(dataset: str, input_size: tuple[int, int, int], crop_pct: float = 1.0) -> dict[str, Any]:
+    """Ask a data set that can resize, crop or convert its images (imagefolder) for the model's input
+    shape and evaluation crop."""
     from zoo_core import get_catalog
 
     accepted = inspect.signature(get_catalog().datasets.get(dataset).load()).parameters
-    wanted = {"image_size": tuple(input_size[1:]), "channels": input_size[0]}
+    wanted = {"image_size": tuple(input_size[1:]), "channels": input_size[0], "crop_pct": crop_pct}
     return {key: value for key, value in wanted.items() if key in accepted}
 
 

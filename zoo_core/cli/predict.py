@@ -32,7 +32,8 @@ def predict_command(
     """Classify IMAGE files with CHECKPOINT (a run directory or a .safetensors file).
 
     Any image PIL reads works, in any size or mode: it is converted to the model's channels, resized to
-    its input size and normalized as in training, all from what the checkpoint stores.
+    its input size (a model trained ImageNet-style: shorter side to size / crop_pct, then the centre
+    crop, as its evaluation did) and normalized as in training, all from what the checkpoint stores.
 
     \b
     Examples:
@@ -53,7 +54,14 @@ def predict_command(
     results = []
     for start in range(0, len(images), CHUNK):
         chunk = images[start : start + CHUNK]
-        batch = read_images(chunk, input_size=card.input_size, mean=card.mean, std=card.std, device=device)
+        batch = read_images(
+            chunk,
+            input_size=card.input_size,
+            mean=card.mean,
+            std=card.std,
+            device=device,
+            crop_pct=card.crop_pct,
+        )
         with torch.no_grad():
             probs = model(batch).float().softmax(dim=1)
         top_probs, top_indices = (t.tolist() for t in probs.topk(k, dim=1))

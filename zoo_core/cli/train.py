@@ -151,6 +151,12 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
     help="Alternating flip: each image mirrored every other epoch (half start mirrored), not at random.",
 )
 @click.option(
+    "--random-resized-crop/--no-random-resized-crop",
+    default=None,
+    help="torchvision's RandomResizedCrop on every training image (area 8–100%, aspect 3/4–4/3), resized "
+    "to the model's input (default: the recipe's; on for imagefolder's large images).",
+)
+@click.option(
     "--param-group",
     "param_groups",
     multiple=True,
@@ -217,6 +223,12 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
 @click.option("--download", is_flag=True, help="Download the data set first if it has an official source.")
 @click.option("--image-size", type=click.IntRange(min=8), help="Resize images (imagefolder).")
 @click.option(
+    "--crop-pct",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="imagefolder: the share of each side the model sees, centred, in evaluation: images are stored "
+    "at --image-size / crop-pct (default 0.875 for large images, shorter side ≥ 128; else 1).",
+)
+@click.option(
     "--data-mode",
     type=click.Choice(["auto", "memory", "stream"]),
     default="auto",
@@ -282,6 +294,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             ("--image-size", "image_size"),
             ("--download", "download"),
             ("--data-mode", "data_mode"),
+            ("--crop-pct", "crop_pct"),
         ):
             if opts[key] and opts[key] != "auto":
                 check_dataset_option(dataset, option, key)
@@ -303,6 +316,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             padding_mode=opts["padding_mode"],
             flip=opts["flip"],
             alternate_flip=opts["alternate_flip"],
+            random_resized_crop=opts["random_resized_crop"],
             param_groups=parse_param_groups(opts["param_groups"]),
             ema=opts["ema"],
             ema_every=opts["ema_every"],

@@ -32,7 +32,15 @@ import torch
 
 from zoo_core import contracts
 from zoo_core.data import ops
-from zoo_core.data.ops import affine_for, flip_where, random_crop, random_flip, random_window
+from zoo_core.data.ops import (
+    affine_for,
+    center_crop,
+    flip_where,
+    random_crop,
+    random_flip,
+    random_resized_crop,
+    random_window,
+)
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import ZooError
 
@@ -82,8 +90,14 @@ def shard_size(n: int, drop_last: bool, world_size: int, rank: int = 0, pad: boo
 
 
 class BatchTransform:
-    """uint8 batch → (train only) random crop with padding, random flip → normalized float32, optionally
-    channels_last; all on the batch's device, one kernel sequence per batch."""
+    """uint8 batch → (train only) random resized crop or random crop with padding, random flip →
+    normalized float32, optionally channels_last; all on the batch's device, one kernel sequence per batch.
+
+    ``size`` (H, W) is what the model is fed. Stored images larger than it are cut to it: a random resized
+    crop in training when ``resized_crop`` (torchvision's RandomResizedCrop, each image its own box), else
+    the centre crop (evaluation always: e.g. the centre 224×224 of images stored at 256×256, crop_pct
+    0.875). ``resized_crop`` with images of ``size`` itself crops and resizes them back to it.
+    """
 
     def __init__(
         self,
@@ -97,6 +111,8 @@ class BatchTransform:
         channels_last: bool = False,
         alternate_flip: bool = False,
         padding_mode: str = "constant",
+        size: tuple[int, int] | None = None,
+        resized_crop: bool = False,
     ) -> None:
         self.scale, self.shift = affine_for(mean, std, device)
         self.padding_mode = padding_mode
@@ -104,10 +120,25 @@ class BatchTransform:
         self.crop_padding = crop_padding if train else 0
         self.flip = flip and train
         self.channels_last = channels_last
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self.resized_crop = resized_crop and train
 
     @property
     def random(self) -> bool:
-        return self.crop_padding > 0 or (self.flip and not self.alternate_flip)
+        return self.crop_padding > 0 or self.resized_crop or (self.flip and not self.alternate_flip)
+
+    def cuts(self, stored: Sequence[int]) -> bool:
+        """Whether images stored at ``stored`` (H, W) are cut to ``size`` before anything else."""
+        return self.resized_crop or (self.size is not None and tuple(stored) != self.size)
+
+    def fit(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The batch at ``size``: random resized crops (training, when asked), else the centre crop."""
+        size = self.size or (x.shape[-2], x.shape[-1])
+        if self.resized_crop:
+            return random_resized_crop(x, size, generator)
+        if (x.shape[-2], x.shape[-1]) != size:
+            return center_crop(x, size)
+        return x
 
     def __call__(
         self,
@@ -115,6 +146,7 @@ class BatchTransform:
         generator: torch.Generator | None = None,
         flips: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        x = self.fit(x, generator)
         if self.crop_padding:
             x = random_crop(x, self.crop_padding, generator, padding_mode=self.padding_mode)
         return self.finish(x, generator, flips)
@@ -133,6 +165,12 @@ class BatchTransform:
         if self.channels_last:  # on the uint8 batch: a quarter of the bytes, and the float result inherits it
             x = x.contiguous(memory_format=torch.channels_last)
         return torch.mul(x, self.scale).add_(self.shift)  # uint8 × float32 promotes inside the kernel
+
+    def first(self, images: torch.Tensor) -> torch.Tensor:
+        """Images for a data-dependent init: the evaluation view (centre crop), normalized, unaugmented."""
+        if self.size is not None and (images.shape[-2], images.shape[-1]) != self.size:
+            images = center_crop(images, self.size)
+        return torch.mul(images, self.scale).add_(self.shift)
 
 
 class _EpochLoader(abc.ABC):
@@ -157,6 +195,8 @@ class _EpochLoader(abc.ABC):
         world_size: int,
         alternate_flip: bool = False,
         padding_mode: str = "constant",
+        size: tuple[int, int] | None = None,
+        resized_crop: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, not {batch_size}")
@@ -185,6 +225,8 @@ class _EpochLoader(abc.ABC):
             channels_last=channels_last,
             alternate_flip=alternate_flip,
             padding_mode=padding_mode,
+            size=size,
+            resized_crop=resized_crop,
         )
         self._first_flips: torch.Tensor | None = None
         if self.transform.alternate_flip:
@@ -267,6 +309,8 @@ class DeviceLoader(_EpochLoader):
         world_size: int = 1,
         alternate_flip: bool = False,
         padding_mode: str = "constant",
+        size: tuple[int, int] | None = None,
+        resized_crop: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
@@ -289,19 +333,22 @@ class DeviceLoader(_EpochLoader):
             world_size=world_size,
             alternate_flip=alternate_flip,
             padding_mode=padding_mode,
+            size=size,
+            resized_crop=resized_crop,
         )
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
         self._size = (images.shape[2], images.shape[3])
-        pad = self.transform.crop_padding
-        if pad:  # padded once here, so each batch's crop windows are gathered straight from the data set
-            self.images = ops.pad(self.images, pad, padding_mode)
+        # padded once here, so each batch's crop windows are gathered straight from the data set (not when
+        # the images are first cut to the model's size: the padding then follows the cut)
+        self._pad = 0 if self.transform.cuts(self._size) else self.transform.crop_padding
+        if self._pad:
+            self.images = ops.pad(self.images, self._pad, padding_mode)
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
-        p, (h, w) = self.transform.crop_padding, self._size
-        images = self.images[:n, :, p : p + h, p : p + w]
-        return torch.mul(images, self.transform.scale).add_(self.transform.shift)
+        p, (h, w) = self._pad, self._size
+        return self.transform.first(self.images[:n, :, p : p + h, p : p + w])
 
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on, exactly as a full epoch yields them."""
@@ -309,11 +356,11 @@ class DeviceLoader(_EpochLoader):
         for b in range(batch_index, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             generator = self._seeded(b)
-            if self.transform.crop_padding:
+            if self._pad:
                 x = random_window(self.images, self._size, generator, index=idx)
+                x = self.transform.finish(x, generator, self._flips(idx))
             else:
-                x = self.images.index_select(0, idx)
-            x = self.transform.finish(x, generator, self._flips(idx))
+                x = self.transform(self.images.index_select(0, idx), generator, self._flips(idx))
             yield x, self.labels.index_select(0, idx)
 
 
@@ -359,6 +406,8 @@ class StreamLoader(_EpochLoader):
         world_size: int = 1,
         alternate_flip: bool = False,
         padding_mode: str = "constant",
+        size: tuple[int, int] | None = None,
+        resized_crop: bool = False,
         num_workers: int | None = None,
     ) -> None:
         super().__init__(
@@ -378,6 +427,8 @@ class StreamLoader(_EpochLoader):
             world_size=world_size,
             alternate_flip=alternate_flip,
             padding_mode=padding_mode,
+            size=size,
+            resized_crop=resized_crop,
         )
         self.dataset = dataset
         self._sampler = _ShardSampler(
@@ -404,7 +455,7 @@ class StreamLoader(_EpochLoader):
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
         images = torch.stack([self.dataset[i][0] for i in range(min(n, self.n))]).to(self.device)
-        return torch.mul(images, self.transform.scale).add_(self.transform.shift)
+        return self.transform.first(images)
 
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on; skipped batches are never decoded."""
@@ -447,8 +498,11 @@ def make_loader(
     ``mean``/``std`` default to the data set's own, else they are computed from its images (all of them in
     memory; up to 2,000 evenly spaced samples of a streamed one). ``options`` are the loaders' keywords
     (``shuffle``, ``crop_padding``, ``padding_mode``, ``flip``, ``alternate_flip``, ``channels_last``,
-    ``drop_last``, ``seed``, ``rank``, ``world_size``).
+    ``drop_last``, ``seed``, ``rank``, ``world_size``, ``size``, ``resized_crop``). ``size`` defaults to the
+    data set's ``input_size`` (H, W): images stored larger are cut to it (see ``BatchTransform``).
     """
+    if options.get("size") is None and getattr(dataset, "input_size", None) is not None:
+        options["size"] = tuple(int(n) for n in dataset.input_size[1:])
     mean = mean if mean is not None else getattr(dataset, "mean", None)
     std = std if std is not None else getattr(dataset, "std", None)
     in_memory = contracts.is_in_memory(dataset)

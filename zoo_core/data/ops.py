@@ -6,6 +6,7 @@ same seed gives the same result, and nothing here synchronises the host with the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -82,3 +83,114 @@ def affine_for(
     mean = torch.as_tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     std = torch.as_tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     return 1.0 / (255.0 * std), -mean / std
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre ``size`` = (H, W) window of every image (torchvision's rounding of the offsets)."""
+    h, w = size
+    top, left = round((x.shape[-2] - h) / 2.0), round((x.shape[-1] - w) / 2.0)
+    return x[..., top : top + h, left : left + w]
+
+
+def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Each image's own box (N×4 ints: top, left, height, width) resized to ``size`` = (H, W), bilinear.
+
+    Float32 out, in the input's range. Equal to cropping each image alone and resizing it with
+    ``F.interpolate(mode="bilinear", align_corners=False)`` (torchvision's ``resized_crop`` without
+    antialiasing): the source coordinates stay inside each box. Written as gathers because no torch kernel
+    resizes a different window of every image of a batch: bilinear is separable, so two gathers of rows
+    and two of columns make the whole batch in one pass each.
+    """
+    n = x.shape[0]
+    h, w = size
+    top, left, height, width = (boxes[:, k].to(torch.float32).view(n, 1) for k in range(4))
+    rows = _source(top, height, h, x.device)  # (N, h) coordinates, and their floor/ceil/weights
+    cols = _source(left, width, w, x.device)
+    image = x.float()
+    batch = torch.arange(n, device=x.device).view(n, 1, 1)
+    channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
+    y0, y1, wy = rows
+    upper = image[batch, channels, y0.view(n, 1, h)]  # (N, C, h, W_in)
+    lower = image[batch, channels, y1.view(n, 1, h)]
+    blended = upper.add_(lower.sub_(upper).mul_(wy.view(n, 1, h, 1)))
+    x0, x1, wx = cols
+    index0 = x0.view(n, 1, 1, w).expand(n, x.shape[1], h, w)
+    index1 = x1.view(n, 1, 1, w).expand(n, x.shape[1], h, w)
+    left_px = blended.gather(3, index0)
+    right_px = blended.gather(3, index1)
+    return left_px.add_(right_px.sub_(left_px).mul_(wx.view(n, 1, 1, w)))
+
+
+def _source(
+    start: torch.Tensor, length: torch.Tensor, out: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For output pixels 0…out-1 of windows (start, length) (N×1 each): the two source pixels of each and
+    the weight of the second, by ``align_corners=False``'s rule, clamped to the window."""
+    i = torch.arange(out, device=device, dtype=torch.float32).view(1, out)
+    coord = ((i + 0.5) * (length / out) - 0.5).clamp(min=0)
+    low = coord.floor()
+    weight = coord - low
+    last = length - 1
+    first = torch.minimum(low, last)
+    second = torch.minimum(low + 1, last)
+    return (start + first).long(), (start + second).long(), weight
+
+
+def resized_crop_boxes(
+    n: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    attempts: int = 10,
+) -> torch.Tensor:
+    """RandomResizedCrop's boxes (N×4 int64: top, left, height, width) for N images of height × width.
+
+    torchvision's rule, for every image at once: up to ``attempts`` draws of an area share in ``scale`` and
+    a log-uniform aspect ratio in ``ratio``; the first box that fits is placed uniformly; an image whose
+    draws all miss gets the centre crop with the ratio clamped into ``ratio``. No host synchronisation.
+    """
+    area = height * width
+    u = torch.rand(n, attempts, 4, generator=generator, device=device)
+    target = area * (scale[0] + u[..., 0] * (scale[1] - scale[0]))
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + u[..., 1] * (log_hi - log_lo))
+    w = torch.sqrt(target * aspect).round()
+    h = torch.sqrt(target / aspect).round()
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # the first attempt that fits (0 if none)
+    any_fits = fits.any(dim=1)
+    h = h.gather(1, first).squeeze(1)
+    w = w.gather(1, first).squeeze(1)
+    top = (u[..., 2].gather(1, first).squeeze(1) * (height - h + 1)).floor().clamp(max=height - h)
+    left = (u[..., 3].gather(1, first).squeeze(1) * (width - w + 1)).floor().clamp(max=width - w)
+    # the fallback: the whole image, its ratio clamped into the range, centred
+    in_ratio = width / height
+    if in_ratio < ratio[0]:
+        fw, fh = width, round(width / ratio[0])
+    elif in_ratio > ratio[1]:
+        fw, fh = round(height * ratio[1]), height
+    else:
+        fw, fh = width, height
+    fallback = torch.tensor(
+        [(height - fh) // 2, (width - fw) // 2, fh, fw], dtype=torch.float32, device=top.device
+    )
+    boxes = torch.stack([top, left, h, w], dim=1)
+    boxes = torch.where(any_fits.view(n, 1), boxes, fallback.view(1, 4))
+    return boxes.long()
+
+
+def random_resized_crop(
+    x: torch.Tensor,
+    size: tuple[int, int],
+    generator: torch.Generator | None = None,
+    scale: tuple[float, float] = (0.08, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> torch.Tensor:
+    """torchvision's RandomResizedCrop on every image of a batch, each with its own box (float32 out)."""
+    boxes = resized_crop_boxes(
+        x.shape[0], x.shape[-2], x.shape[-1], generator, x.device, scale=scale, ratio=ratio
+    )
+    return resized_crop(x, boxes, size)

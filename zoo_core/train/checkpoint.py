@@ -46,6 +46,10 @@ class ModelCard:
     std: tuple[float, ...]
     input_size: tuple[int, int, int]
     zoo_version: str = field(default=__version__)
+    # the evaluation transform: an image is resized to input_size / crop_pct (its shorter side, the rest
+    # centre-cropped), then its centre input_size is the model's input; 1.0 (and files without the key):
+    # the whole picture resized to input_size
+    crop_pct: float = 1.0
 
     @property
     def num_classes(self) -> int:
@@ -74,6 +78,7 @@ def save_weights(
     mean: Sequence[float],
     std: Sequence[float],
     input_size: Sequence[int],
+    crop_pct: float = 1.0,
 ) -> None:
     """Write the model's weights and its card to a safetensors file, atomically.
 
@@ -96,6 +101,7 @@ def save_weights(
         "mean": json.dumps([float(m) for m in mean]),
         "std": json.dumps([float(s) for s in std]),
         "input_size": json.dumps([int(n) for n in input_size]),
+        "crop_pct": json.dumps(float(crop_pct)),
     }
     _write_atomically(Path(path), lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
@@ -115,6 +121,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         mean = tuple(float(m) for m in json.loads(metadata["mean"]))
         std = tuple(float(s) for s in json.loads(metadata["std"]))
         input_size = tuple(int(n) for n in json.loads(metadata["input_size"]))
+        crop_pct = float(json.loads(metadata.get("crop_pct", "1.0")))
     except (ValueError, TypeError) as err:
         raise BadInputError(f"{path} has malformed zoo metadata: {_one_line(err)}") from err
     if (
@@ -122,8 +129,11 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         or not isinstance(classes, list)
         or not all(isinstance(c, str) for c in classes)
         or len(input_size) != 3
+        or not 0 < crop_pct <= 1
     ):
-        raise BadInputError(f"{path} has malformed zoo metadata (model_kwargs, classes or input_size)")
+        raise BadInputError(
+            f"{path} has malformed zoo metadata (model_kwargs, classes, input_size or crop_pct)"
+        )
     return ModelCard(
         model=metadata["model"],
         model_kwargs=model_kwargs,
@@ -133,6 +143,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
         std=std,
         input_size=input_size,  # type: ignore[arg-type]  # checked to hold three ints above
         zoo_version=metadata["zoo_version"],
+        crop_pct=crop_pct,
     )
 
 

@@ -34,6 +34,7 @@ FALLBACK_RECIPE: dict[str, Any] = {
     "padding_mode": "constant",
     "flip": False,
     "alternate_flip": False,
+    "random_resized_crop": False,
     "precision": "auto",
     "channels_last": None,  # the device decides: zoo_core.device.default_channels_last
     "ema": 0.0,
@@ -73,6 +74,7 @@ class TrainConfig:
     padding_mode: str | None = None  # of the random crop: "constant" (zeros) or "reflect"
     flip: bool | None = None
     alternate_flip: bool | None = None  # flip each image every other epoch instead of at random
+    random_resized_crop: bool | None = None  # torchvision's RandomResizedCrop per image, before the rest
     ema: float | None = None  # decay of the weight average that is evaluated and saved (0: none)
     ema_every: int | None = None  # optimizer steps between updates of the average
     ema_warmup: float | None = None  # decay × (step / total) ** ema_warmup: early updates average less

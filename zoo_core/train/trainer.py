@@ -133,6 +133,7 @@ class Trainer:
             padding_mode=cfg.padding_mode,
             flip=cfg.flip,
             alternate_flip=cfg.alternate_flip,
+            resized_crop=bool(cfg.random_resized_crop),
             seed=cfg.seed,
             **common,
         )
@@ -141,6 +142,7 @@ class Trainer:
             test_set, batch_size=max(cfg.batch_size, 256), train=False, mean=self.mean, std=self.std, **common
         )
         self.input_size = contracts.dataset_input_size(train_set, dataset_entry.meta)
+        self.crop_pct = float(getattr(train_set, "crop_pct", 1.0))  # the evaluation transform, for the card
         if len(self.train_loader) == 0:
             raise BadInputError(
                 f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_set)})"
@@ -263,6 +265,7 @@ class Trainer:
             mean=self.mean,
             std=self.std,
             input_size=self.input_size,
+            crop_pct=self.crop_pct,
         )
         if is_best:
             checkpoint.save_weights(self.run_dir / checkpoint.BEST_WEIGHTS, self.final_model, **card)

@@ -65,13 +65,27 @@ IMAGEFOLDER_NOTES = (
     "than the batch trains "
     "with a smaller one. flip is on, right for photographs: pass --no-flip for digits, letters, text, "
     "or anything a mirror turns into something else. Images of mixed sizes are resized to the median "
-    "size, its shorter side capped at 64 (--image-size N chooses)."
+    "size, its shorter side capped at 64 (--image-size N chooses). Large images (shorter side ≥ 128 after "
+    "--image-size) train ImageNet-style, as timm does: stored at size / 0.875 (shorter side resized, "
+    "centre crop), random resized crops and flips in training (no padded crop), the centre crop in "
+    "evaluation, prediction and the exported model card (crop_pct 0.875; --crop-pct 1 keeps the whole "
+    "picture)."
 )
 SPLITS = ("train", "test")
+# what imagefolder's recipe becomes for large images (shorter side ≥ 128 after --image-size): timm's and
+# torchvision's ImageNet training, random resized crops (scale 0.08–1, ratio 3/4–4/3) and flips, with no
+# padded crop; evaluation takes the centre crop (crop_pct 0.875, set by the data set, not the recipe)
+LARGE_IMAGE_RECIPE = {"random_resized_crop": True, "crop_padding": 0, "flip": True, "label_smoothing": 0.1}
 
 
-def imagefolder_recipe(images: int) -> dict:
-    """IMAGEFOLDER_RECIPE sized to a training split of ``images`` images (see IMAGEFOLDER_NOTES)."""
+def imagefolder_recipe(images: int, large: bool = False) -> dict:
+    """IMAGEFOLDER_RECIPE sized to a training split of ``images`` images (see IMAGEFOLDER_NOTES), with
+    LARGE_IMAGE_RECIPE over it for ``large`` images."""
+    recipe = _sized_recipe(images)
+    return {**recipe, **LARGE_IMAGE_RECIPE} if large else recipe
+
+
+def _sized_recipe(images: int) -> dict:
     if images >= SMALL_SET:
         return dict(IMAGEFOLDER_RECIPE)
     batch = 16

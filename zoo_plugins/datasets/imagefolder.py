@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -22,11 +23,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from zoo_core.data.dataset import InMemoryDataset
+from zoo_core.data.dataset import InMemoryDataset, cropped_size, stored_size
 from zoo_core.data.memory import DATA_MODES, RAM_COPIES, MemoryPlan, free_ram, plan_data_mode
 from zoo_core.data.root import default_cache_dir, resolve_data_root
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
+from zoo_core.images import centre_box
+from zoo_plugins.datasets import imagefolder_recipe
 from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
@@ -36,7 +39,12 @@ _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
 # images of mixed sizes are resized to their median size with its shorter side at most this: the size of
 # Tiny ImageNet, which zoo's CIFAR-style models (no stem down-sampling) train on well; --image-size for more
 AUTO_SIZE_CAP = 64
-_ANNOUNCED: set[tuple[str, int, int]] = set()
+# images whose shorter side is at least LARGE_SIDE (after --image-size) train ImageNet-style: stored at
+# size / CROP_PCT (shorter side resized, centre crop), random resized crops in training, the centre crop in
+# evaluation, as timm and torchvision train ImageNet (crop_pct 0.875: 224 out of 256)
+LARGE_SIDE = 128
+CROP_PCT = 0.875
+_ANNOUNCED: set[tuple[Any, ...]] = set()
 _ANNOUNCED_PLANS: set[tuple[str, str]] = set()
 
 
@@ -52,6 +60,7 @@ def imagefolder(
     cache_dir: Path | None = None,
     workers: int | None = None,
     data_mode: str = "auto",
+    crop_pct: float | None = None,
 ) -> InMemoryDataset | StreamingImageFolder:
     """Any <root>/<split>/<class>/<image> tree, decoded once and cached as uint8 tensors, or streamed.
 
@@ -67,6 +76,11 @@ def imagefolder(
     cannot fit), "stream" reads it from disk image by image (``StreamingImageFolder``), "auto" (default)
     asks the memory plan: the uint8 tensor, twice while decoding, against 80% of the free RAM. The plan's
     line goes to stderr when the split streams, when the mode was forced or when it needs 1 GB or more.
+
+    Large images (shorter side ≥ LARGE_SIDE after ``image_size``) are read ImageNet-style: ``image_size``
+    is what the model sees; the images are stored at ``image_size / crop_pct`` (default CROP_PCT, 0.875),
+    their shorter side resized and the rest centre-cropped; the recipe trains on random resized crops and
+    evaluation takes the centre crop. ``crop_pct=1`` stores them at ``image_size`` (no evaluation crop).
     """
     if download:
         raise BadInputError(
@@ -82,6 +96,7 @@ def imagefolder(
         cache_dir=cache_dir,
         workers=workers,
         data_mode=data_mode,
+        crop_pct=crop_pct,
     )
 
 
@@ -97,9 +112,12 @@ def read_image_tree(
     cache_dir: Path | None = None,
     workers: int | None = None,
     data_mode: str = "auto",
+    crop_pct: float | None = None,
 ) -> InMemoryDataset | StreamingImageFolder:
     """Read ``root/split/<class>/…`` (see ``imagefolder``); ``classes`` fixes the class list and order."""
     size = _size_pair(image_size)
+    if crop_pct is not None and not (isinstance(crop_pct, int | float) and 0 < crop_pct <= 1):
+        raise BadInputError(f"crop_pct must be a number in (0, 1], not {crop_pct!r}")
     if channels not in (None, 1, 3):
         raise BadInputError(f"channels must be 1 or 3, not {channels}")
     if data_mode not in DATA_MODES:
@@ -130,10 +148,18 @@ def read_image_tree(
             root, splits, classes, {split: files}, (cache_dir or default_cache_dir()) if cache else None
         )
 
-    key = _cache_key(split, size, channels, classes, files)
+    shape = size or _first_size(root / split, files)  # one header read when no size was chosen
+    large = min(shape) >= LARGE_SIDE
+    crop = float(crop_pct if crop_pct is not None else (CROP_PCT if large else 1.0))
+    keep_aspect = crop < 1 and size is not None
+    if crop < 1:  # the model sees the centre crop of what is stored: the chosen size, or less
+        seen = size or cropped_size(shape, crop)
+        if size is not None:
+            size = shape = stored_size(size, crop)
+        _announce_crop(root, seen, shape, crop, large)
+    key = _cache_key(split, {"size": size, "fit": "cover"} if keep_aspect else size, channels, classes, files)
     cache_file = (cache_dir or default_cache_dir()) / f"imagefolder-{key}.pt"
     cached = cache and cache_file.is_file()
-    shape = size or _first_size(root / split, files)  # one header read when no size was chosen
     plan = _memory_plan(root / split, files, shape, channels, data_mode, cached)
     if plan.mode == "stream":
         return StreamingImageFolder(
@@ -147,6 +173,9 @@ def read_image_tree(
             if cache
             else None,
             workers=workers,
+            crop_pct=crop,
+            keep_aspect=keep_aspect,
+            recipe=imagefolder_recipe(len(files), large=large),
         )
     if cached:
         try:
@@ -155,9 +184,9 @@ def read_image_tree(
             warnings.warn(f"Ignoring unreadable cache {cache_file}: {exc}", stacklevel=2)
         else:
             _report_skipped(root / split, saved["skipped"], strict)
-            return _dataset(saved, classes)
+            return _dataset(saved, classes, crop, large)
 
-    arrays, skipped = _decode_all(root / split, files, size, channels, workers)
+    arrays, skipped = _decode_all(root / split, files, size, channels, workers, keep_aspect)
     _report_skipped(root / split, skipped, strict)
     ok = [i for i, a in enumerate(arrays) if a is not None]
     if not ok:
@@ -173,7 +202,7 @@ def read_image_tree(
     }
     if cache:
         _save(saved, cache_file)
-    return _dataset(saved, classes)
+    return _dataset(saved, classes, crop, large)
 
 
 def _memory_plan(
@@ -345,7 +374,12 @@ def _cache_key(split: str, size: Any, channels: Any, classes: Sequence[str], fil
 
 
 def _decode_all(
-    split_dir: Path, files: list[Any], size: tuple[int, int] | None, channels: int | None, workers: int | None
+    split_dir: Path,
+    files: list[Any],
+    size: tuple[int, int] | None,
+    channels: int | None,
+    workers: int | None,
+    keep_aspect: bool = False,
 ) -> tuple[list[np.ndarray | None], list[str]]:
     """Decode every file, in worker processes when there are many: decoding a small image is mostly
     Python-level work that holds the GIL, so threads do not help."""
@@ -360,7 +394,8 @@ def _decode_all(
         ProcessPoolExecutor(n_workers) if n_workers > 1 else nullcontext() as pool,
     ):
         mapper = pool.map if pool is not None else map
-        for result in mapper(decode_chunk, [str(split_dir)] * n, chunks, [size] * n, [channels] * n):
+        args = ([str(split_dir)] * n, chunks, [size] * n, [channels] * n, [keep_aspect] * n)
+        for result in mapper(decode_chunk, *args):
             results.append(result)
             bar.update(len(result))
     arrays = [a for chunk in results for a, _ in chunk]
@@ -371,34 +406,48 @@ def _decode_all(
 
 
 def decode_chunk(
-    split_dir: str, names: list[str], size: tuple[int, int] | None, channels: int | None
+    split_dir: str,
+    names: list[str],
+    size: tuple[int, int] | None,
+    channels: int | None,
+    keep_aspect: bool = False,
 ) -> list[tuple[np.ndarray | None, str | None]]:
     """(array, None) for each image that decodes, (None, "path (error)") for each that does not."""
     out: list[tuple[np.ndarray | None, str | None]] = []
     for name in names:
         path = os.path.join(split_dir, name)
         try:
-            out.append((decode_image(path, size, channels), None))
+            out.append((decode_image(path, size, channels, keep_aspect), None))
         except Exception as exc:  # Pillow raises many types for a damaged file
             out.append((None, f"{path} ({type(exc).__name__}: {exc})"))
     return out
 
 
 def decode_image(
-    path: str | Path, size: tuple[int, int] | None = None, channels: int | None = None
+    path: str | Path,
+    size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    keep_aspect: bool = False,
 ) -> np.ndarray:
-    """One image as uint8 H×W (grey) or H×W×3 (colour), resized to ``size`` = (H, W) when given."""
+    """One image as uint8 H×W (grey) or H×W×3 (colour), resized to ``size`` = (H, W) when given: the
+    whole picture, or with ``keep_aspect`` its centre region of the aspect of ``size`` (torchvision's
+    Resize of the shorter side, then CenterCrop, in one resampling)."""
     from PIL import Image
 
     with Image.open(path) as img:
         gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
         mode = "L" if gray else "RGB"
-        if size is not None:
-            img.draft(mode, (size[1], size[0]))  # JPEG: decode at a reduced scale when much larger
+        if size is None:
+            return np.asarray(img if img.mode == mode else img.convert(mode))
+        height, width = size
+        box = centre_box(img.size, size) if keep_aspect else (0, 0, *img.size)
+        scale = width / (box[2] - box[0])  # of the region kept: the whole image is drafted at this scale
+        img.draft(mode, (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))  # JPEG only
         if img.mode != mode:
             img = img.convert(mode)
-        if size is not None and img.size != (size[1], size[0]):
-            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        box = centre_box(img.size, size) if keep_aspect else (0, 0, *img.size)
+        if img.size != (width, height) or box != (0, 0, *img.size):
+            img = img.resize((width, height), Image.Resampling.BILINEAR, box=box)
         return np.asarray(img)
 
 
@@ -441,14 +490,32 @@ def _save(saved: dict[str, Any], cache_file: Path) -> None:
         warnings.warn(f"Could not write the image cache {cache_file}: {exc}", stacklevel=3)
 
 
-def _dataset(saved: dict[str, Any], classes: Sequence[str]) -> InMemoryDataset:
-    from zoo_plugins.datasets import imagefolder_recipe
-
+def _dataset(saved: dict[str, Any], classes: Sequence[str], crop_pct: float, large: bool) -> InMemoryDataset:
     return InMemoryDataset(
         images=saved["images"],
         labels=saved["labels"],
         classes=list(classes),
         mean=tuple(saved["mean"]),
         std=tuple(saved["std"]),
-        recipe=imagefolder_recipe(len(saved["labels"])),
+        recipe=imagefolder_recipe(len(saved["labels"]), large=large),
+        crop_pct=crop_pct,
+    )
+
+
+def _announce_crop(
+    root: Path, seen: tuple[int, int], stored: tuple[int, int], crop_pct: float, large: bool
+) -> None:
+    """Say once per process and tree how its images are cut for the model (ImageNet-style when large)."""
+    said = (str(root), "crop", seen, stored, crop_pct)
+    if said in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(said)
+    style = f"shorter side ≥ {LARGE_SIDE}: ImageNet-style" if large else f"crop_pct {crop_pct:g}"
+    training = "random resized crops" if large else "crops"
+    print(
+        f"imagefolder: {root} ({style}): images stored at {stored[1]}×{stored[0]}, {training} of "
+        f"{seen[1]}×{seen[0]} in training, the centre {seen[1]}×{seen[0]} (crop_pct {crop_pct:g}) in "
+        "evaluation and prediction",
+        file=sys.stderr,
+        flush=True,
     )

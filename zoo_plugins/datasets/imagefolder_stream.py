@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo_core.data.dataset import cropped_size
 from zoo_core.errors import ZooError
 
 STATS_IMAGES = 512
@@ -40,6 +41,9 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         strict: bool = False,
         cache_file: Path | None = None,
         workers: int | None = None,
+        crop_pct: float = 1.0,
+        keep_aspect: bool = False,
+        recipe: dict | None = None,
     ) -> None:
         self.split_dir = Path(split_dir)
         self.paths = [f[0] for f in files]
@@ -47,11 +51,14 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         self.classes = list(classes)
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.size, self.channels, self.strict = size, channels, strict
-        self.input_size = (channels, size[0], size[1])
+        self.crop_pct, self.keep_aspect = crop_pct, keep_aspect  # as in InMemoryDataset / decode_image
+        self.input_size = (channels, *cropped_size(size, crop_pct))  # what the model sees
         self.mean, self.std = self._stats(cache_file, workers)
-        from zoo_plugins.datasets import imagefolder_recipe
+        if recipe is None:
+            from zoo_plugins.datasets import imagefolder_recipe
 
-        self.recipe = imagefolder_recipe(len(self.paths))
+            recipe = imagefolder_recipe(len(self.paths))
+        self.recipe = recipe
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -63,7 +70,7 @@ class StreamingImageFolder(torch.utils.data.Dataset):
             i = (index + step) % len(self.paths)
             path = self.split_dir / self.paths[i]
             try:
-                array = decode_image(path, self.size, self.channels)
+                array = decode_image(path, self.size, self.channels, self.keep_aspect)
             except Exception as exc:  # Pillow raises many types for a damaged file
                 reason = f"{path} ({type(exc).__name__}: {exc})"
                 if self.strict:
@@ -101,10 +108,17 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         if n > 1:
             with ProcessPoolExecutor(n) as pool:
                 results = list(
-                    pool.map(decode_chunk, [folder] * n, chunks, [self.size] * n, [self.channels] * n)
+                    pool.map(
+                        decode_chunk,
+                        [folder] * n,
+                        chunks,
+                        [self.size] * n,
+                        [self.channels] * n,
+                        [self.keep_aspect] * n,
+                    )
                 )
         else:
-            results = [decode_chunk(folder, names, self.size, self.channels)]
+            results = [decode_chunk(folder, names, self.size, self.channels, self.keep_aspect)]
         arrays = [a for chunk in results for a, _ in chunk if a is not None]
         if not arrays:
             raise ZooError(f"None of the {len(names)} sampled images under {self.split_dir} could be read")
