@@ -22,6 +22,7 @@ import torch
 from torchvision.transforms import v2
 
 import zoo_core
+from zoo_core.allocator import keep_freed_memory
 from zoo_core.bench import describe_machine
 from zoo_core.data.ops import normalize
 
@@ -68,6 +69,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path, help="default: results/augmentations-policies-<device>.md")
     args = parser.parse_args()
     device = torch.device(args.device)
+    allocator = "glibc's defaults (ZOO_MALLOC=system)"
+    if device.type == "cpu" and keep_freed_memory():  # the process as zoo train runs it on a CPU
+        allocator = "zoo's setting (zoo_core.allocator: freed blocks kept and reused), as zoo train sets it"
     output = args.output or RESULTS / f"augmentations-policies-{device.type}.md"
     u, source = images(args.batch_size)
     x = normalize(u.to(device), MEAN, STD)
@@ -104,6 +108,7 @@ def main() -> None:
         f"- {args.batch_size} {source}, 3×32×32; zoo: the normalized float32 batch in and out (what the "
         "trainer passes), torchvision: each uint8 image through the v2 transform alone",
         f"- goal ≥ 20× over torchvision on the CPU: {goal}",
+        f"- malloc: {allocator}" if device.type == "cpu" else "- malloc: not in play (zoo on the GPU)",
         f"- median of {args.runs} runs after {args.warmup} warm-up; "
         f"load average before / after (the machine is shared): {load_before} / "
         + " ".join(f"{v:.2f}" for v in os.getloadavg()),

@@ -230,8 +230,13 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
 
 
-def test_bf16_autocast_and_channels_last_train_on_the_cpu(tmp_path, catalog):
+def test_bf16_autocast_and_channels_last_train_on_the_cpu(tmp_path, catalog, monkeypatch):
     from click.testing import CliRunner
+
+    import zoo_core.train.trainer as trainer_module
+
+    tuned = []  # the CPU allocator setting (zoo_core.allocator) is asked for once per CPU run
+    monkeypatch.setattr(trainer_module, "keep_freed_memory", lambda: tuned.append(True) or True)
 
     run = tmp_path / "run"
     args = [
@@ -252,6 +257,7 @@ def test_bf16_autocast_and_channels_last_train_on_the_cpu(tmp_path, catalog):
     assert last["val_acc"] > 0.5  # chance is 0.1
     config = json.loads((run / "config.json").read_text())
     assert config["precision"] == "bf16" and config["channels_last"] is True
+    assert tuned == [True]
 
 
 @pytest.mark.slow

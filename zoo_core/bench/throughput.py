@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from zoo_core import contracts
 from zoo_core import device as zdevice
+from zoo_core.allocator import keep_freed_memory
 from zoo_core.bench.peaks import achieved_tflops, mfu, peak_tflops
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError
@@ -149,6 +150,8 @@ def benchmark_model(
     ``gflops`` is the forward pass of one image at 32×32 (comparable across models); ``tflops`` is what
     the timed steps reached at the model's own input size (×3 for a training step) and ``mfu`` its share
     of the GPU's dense peak for the precision (None off the known GPUs, see zoo_core.bench.peaks)."""
+    if torch.device(device).type == "cpu":  # as zoo train runs: freed tensors reused (zoo_core.allocator)
+        keep_freed_memory()
     row: dict[str, Any] = {
         "model": name,
         "mode": mode,

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo_core import contracts, distributed
+from zoo_core.allocator import keep_freed_memory
 from zoo_core.catalog import get_catalog
 from zoo_core.device import default_channels_last, pick_precision, resolve_device
 from zoo_core.errors import BadInputError, ZooError
@@ -91,6 +92,8 @@ class Trainer:
         if cfg.augs:  # check the specs now, before minutes of data loading; built for real below
             build_augmentations(cfg.augs, num_classes=dataset_entry.meta.get("num_classes") or 2)
         device_type = resolve_device(cfg.device)
+        if device_type == "cpu":  # freed activations reused, not page-faulted anew each step
+            keep_freed_memory()
         if cfg.channels_last is None:  # neither the user nor a recipe chose: what is fastest there
             layout = default_channels_last(torch.device(device_type).type)
             self.cfg = cfg = dataclasses.replace(cfg, channels_last=layout)
