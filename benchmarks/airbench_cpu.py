@@ -248,7 +248,6 @@ def render(doc: dict) -> str:
         "`zoo train cifar10 fastnet --data-dir DATA --seed S`, no other option.",
         "- Wall s: airbench: `train94` + its final TTA evaluation; zoo: the run's `time_s` (its training, an "
         "evaluation and three checkpoint writes after each epoch, and the final TTA evaluation).",
-        "",
         "- malloc: `system` is glibc's defaults (airbench as published); `zoo` is zoo_core.allocator's "
         "setting (freed blocks kept and reused), which `zoo train` makes on a CPU. Rows from before the "
         "setting existed say `system` for both runners.",
@@ -375,6 +374,9 @@ def main() -> None:
                     row["malloc"] = "zoo" if runner == "zoo" or tuned else "system"
                     cache.write_text(json.dumps(row, indent=1) + "\n")
                 doc["rows"].append(row)
+                other = folder / f"{runner}-seed{seed}{'' if tuned else '-zoo-malloc'}.json"
+                if runner == "airbench" and other.is_file():  # the other malloc setting, measured before
+                    doc["rows"].append(json.loads(other.read_text()))
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 output.parent.mkdir(parents=True, exist_ok=True)
                 output.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")

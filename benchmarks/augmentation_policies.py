@@ -39,7 +39,7 @@ POLICIES = [
 def images(n: int) -> tuple[torch.Tensor, str]:
     try:
         data = zoo_core.create_dataset("cifar10", root=Path("/tmp/zoo-data"), split="test")
-        return data.images[:n].contiguous(), "CIFAR-10 test images"
+        return data.images[:n].contiguous(), "CIFAR-10 test images (the pickle set in /tmp/zoo-data)"
     except Exception:  # no data here: random images time the same work
         return torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), "random uint8 images"
 
