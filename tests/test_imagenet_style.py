@@ -175,6 +175,35 @@ def test_the_streamed_set_reads_the_same_stored_images(photos: Path) -> None:
         assert torch.equal(image, held.images[i]) and label == held.labels[i]
 
 
+def test_the_streamed_sets_statistics_equal_the_held_ones_when_the_sample_is_every_image(
+    photos: Path,
+) -> None:
+    held = imagefolder(root=photos, split="train", image_size=128)
+    streamed = imagefolder(root=photos, split="train", image_size=128, data_mode="stream", cache=False)
+    assert np.allclose(streamed.mean, held.mean, atol=1e-6) and np.allclose(streamed.std, held.std, atol=1e-6)
+
+
+def test_the_statistics_sample_sends_back_numbers_not_images(photos: Path) -> None:
+    # 512 photos at 2048 px would be 8 GB of arrays: each worker reduces its images to per-channel sums
+    from zoo_plugins.datasets.imagefolder_stream import channel_moments
+
+    names = ["cat/1.png", "dog/0.png", "missing.png"]
+    out = channel_moments(str(photos / "train"), names, (146, 146), 3, True)
+    assert out[2] is None
+    count, total, squares = out[0]
+    pixels = (
+        np.asarray(
+            Image.open(photos / "train" / "cat" / "1.png")
+            .convert("RGB")
+            .resize((146, 146), Image.Resampling.BILINEAR, box=(25, 0, 175, 150))
+        )
+        .reshape(-1, 3)
+        .astype(np.int64)
+    )
+    assert count == 146 * 146 and total.tolist() == pixels.sum(0).tolist()
+    assert squares.tolist() == (pixels**2).sum(0).tolist() and total.nbytes + squares.nbytes == 48
+
+
 # -- the loaders ----------------------------------------------------------------------------------------
 
 
