@@ -16,7 +16,13 @@ from zoo_core.data.loader import DeviceLoader, StreamLoader
 from zoo_core.errors import BadInputError
 from zoo_core.train.config import TrainConfig, merged_recipe
 from zoo_core.train.ema import WeightAverage
-from zoo_core.train.optim import hold_finished_groups, linear_factor, make_optimizer, make_schedule
+from zoo_core.train.optim import (
+    freeze_finished_groups,
+    hold_finished_groups,
+    linear_factor,
+    make_optimizer,
+    make_schedule,
+)
 from zoo_core.train.tta import TestTimeAugmentation, shift
 
 # -- weight averaging ----------------------------------------------------------------------------------------
@@ -226,6 +232,30 @@ def test_a_group_with_epochs_stops_training_after_them():
     model.stem(torch.randn(4, 3)).sum().backward()
     optimizer.step()
     assert torch.equal(model.stem.weight, before)
+
+
+def test_a_finished_group_stops_taking_gradients_and_the_rest_train_as_before():
+    def steps(freeze: bool) -> TwoPart:
+        torch.manual_seed(0)
+        model = TwoPart()
+        cfg = config(param_groups=[{"params": "stem.*", "epochs": 1}], schedule="constant")
+        optimizer = make_optimizer(model, cfg)
+        for epoch in range(3):
+            if freeze:
+                freeze_finished_groups(optimizer, epoch)
+            assert model.stem.weight.requires_grad == (not freeze or epoch < 1)
+            assert model.body.weight.requires_grad  # a group without epochs keeps training
+            x = torch.randn(4, 3, generator=torch.Generator().manual_seed(epoch))
+            loss = model.body(model.stem(x)).square().sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            hold_finished_groups(optimizer, epoch + 1)
+        return model
+
+    frozen, held = steps(True), steps(False)
+    pairs = zip(frozen.state_dict().values(), held.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
 
 
 @pytest.mark.parametrize(

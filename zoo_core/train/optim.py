@@ -153,3 +153,19 @@ def hold_finished_groups(optimizer: torch.optim.Optimizer, epoch: int) -> None:
     for group in optimizer.param_groups:
         if epoch >= group.get("train_epochs", math.inf):
             group["lr"] = 0.0
+
+
+def freeze_finished_groups(optimizer: torch.optim.Optimizer, epoch: int) -> None:
+    """Stop computing gradients for the parameters of groups whose ``epochs`` have passed.
+
+    Their learning rate is already 0 (``hold_finished_groups``), so they no longer change; without their
+    gradients the backward pass can also stop earlier: fastnet's whitening bias (3 epochs) is all that
+    needs the gradient below its first conv group, so epochs 4–10 skip that group's input gradient and the
+    stem's backward (fastnet on an AMX CPU: ~1,210 → ~1,340 img/s from epoch 4). The other gradients are
+    the same quantities; a kernel that no longer computes the input gradient may round the weight gradient
+    differently (bf16: a different last bit, a run within its seed noise). Not under DDP, whose reducer
+    expects the gradients it registered at construction."""
+    for group in optimizer.param_groups:
+        if epoch >= group.get("train_epochs", math.inf):
+            for param in group["params"]:
+                param.requires_grad_(False)

@@ -31,7 +31,12 @@ from zoo_core.train.config import TrainConfig, merged_recipe
 from zoo_core.train.data_recipe import refine_for_data
 from zoo_core.train.ema import WeightAverage
 from zoo_core.train.log import TrainingLog
-from zoo_core.train.optim import hold_finished_groups, make_optimizer, make_schedule
+from zoo_core.train.optim import (
+    freeze_finished_groups,
+    hold_finished_groups,
+    make_optimizer,
+    make_schedule,
+)
 from zoo_core.train.tta import TestTimeAugmentation
 
 # images handed to a model's init_from_data (airbench whitens from 5,000 CIFAR-10 images)
@@ -299,6 +304,8 @@ class Trainer:
         """One epoch from ``self.batch_in_epoch``: (mean train loss, images per second, seconds)."""
         self.model.train()
         self.train_loader.set_epoch(self.epoch)
+        if not self.dist.enabled:  # finished groups need no gradients (their lr is 0 from now on)
+            freeze_finished_groups(self.optimizer, self.epoch)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
         seen = 0
         start = time.perf_counter()
