@@ -304,6 +304,8 @@ class Trainer:
         """One epoch from ``self.batch_in_epoch``: (mean train loss, images per second, seconds)."""
         self.model.train()
         self.train_loader.set_epoch(self.epoch)
+        # a group's `epochs` end here, before this epoch's first step (the last step's schedule left its lr)
+        hold_finished_groups(self.optimizer, self.epoch)
         if not self.dist.enabled:  # finished groups need no gradients (their lr is 0 from now on)
             freeze_finished_groups(self.optimizer, self.epoch)
         loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
