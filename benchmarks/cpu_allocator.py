@@ -40,8 +40,7 @@ def step_worker(name: str, batch: int, steps: int, warmup: int) -> dict:
     from zoo_core.allocator import keep_freed_memory
     from zoo_core.device import pick_precision
 
-    if os.environ.get("ZOO_MALLOC") != "system":
-        keep_freed_memory()
+    keep_freed_memory()  # a no-op under ZOO_MALLOC=system: glibc's defaults
     precision, dtype, _ = pick_precision("auto", torch.device("cpu"))
     model = create_model(name, num_classes=10).to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
