@@ -25,6 +25,7 @@ import zoo_core
 from zoo_core.allocator import keep_freed_memory
 from zoo_core.bench import describe_machine
 from zoo_core.data.ops import normalize
+from zoo_core.device import default_channels_last
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -66,6 +67,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="where zoo's kernels run (torchvision: the CPU)")
+    parser.add_argument(
+        "--layout",
+        choices=["auto", "contiguous", "channels_last"],
+        default="auto",
+        help="the batch's memory format; auto: what zoo train uses on the device (channels_last on a CPU)",
+    )
     parser.add_argument("--output", type=Path, help="default: results/augmentations-policies-<device>.md")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -75,6 +82,11 @@ def main() -> None:
     output = args.output or RESULTS / f"augmentations-policies-{device.type}.md"
     u, source = images(args.batch_size)
     x = normalize(u.to(device), MEAN, STD)
+    layout = args.layout
+    if layout == "auto":
+        layout = "channels_last" if default_channels_last(device.type) else "contiguous"
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
     y = torch.zeros(len(u), dtype=torch.long, device=device)
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     rows = []
@@ -105,8 +117,8 @@ def main() -> None:
         "image (on the CPU)",
         "",
         f"- machine: {describe_machine(device)}",
-        f"- {args.batch_size} {source}, 3×32×32; zoo: the normalized float32 batch in and out (what the "
-        "trainer passes), torchvision: each uint8 image through the v2 transform alone",
+        f"- {args.batch_size} {source}, 3×32×32; zoo: the normalized float32 batch in and out, {layout} "
+        "(what the trainer passes), torchvision: each uint8 image through the v2 transform alone",
         f"- goal ≥ 20× over torchvision on the CPU: {goal}",
         f"- malloc: {allocator}" if device.type == "cpu" else "- malloc: not in play (zoo on the GPU)",
         f"- median of {args.runs} runs after {args.warmup} warm-up; "

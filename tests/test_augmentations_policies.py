@@ -172,6 +172,47 @@ def test_a_policy_keeps_uint8_levels_and_untouched_images_bit_for_bit(name):
     assert out_u8.dtype == torch.uint8
 
 
+@pytest.mark.parametrize("name", POLICY_NAMES)
+def test_a_channels_last_batch_gives_the_same_images_in_its_own_layout(name):
+    # the trainer hands a CPU batch over as channels_last; the policy works on a contiguous copy
+    x = normalize(oracle_images().repeat(8, 1, 1, 1), MEAN, STD)
+    y = torch.zeros(len(x), dtype=torch.long)
+    aug = build(name, mean=MEAN, std=STD)
+    flat, _ = aug(x, y, torch.Generator().manual_seed(5))
+    last, _ = aug(x.contiguous(memory_format=torch.channels_last), y, torch.Generator().manual_seed(5))
+    assert last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(last, flat)
+
+
+@pytest.mark.parametrize("name", POLICY_NAMES)
+def test_a_bfloat16_batch_is_worked_on_in_float32_and_cast_back(name):
+    x = normalize(oracle_images().repeat(8, 1, 1, 1), MEAN, STD).bfloat16()
+    y = torch.zeros(len(x), dtype=torch.long)
+    aug = build(name, mean=MEAN, std=STD)
+    wide, _ = aug(x.float(), y, torch.Generator().manual_seed(6))
+    narrow, _ = aug(x, y, torch.Generator().manual_seed(6))
+    assert narrow.dtype == torch.bfloat16
+    assert torch.equal(narrow, wide.bfloat16())
+    assert not torch.equal(narrow, x)
+
+
+def test_two_steps_compose_in_order_and_an_image_keeps_its_place():
+    # randaugment n=2 on images that each draw invert then posterize(4): 255 − v, then the top 4 bits
+    u = oracle_images()
+    op_invert, op_post = ops.OPS.index("invert"), ops.OPS.index("posterize")
+    from zoo_plugins.augmentations._policy import apply_policy
+
+    n = len(u)
+    steps = [
+        (torch.full((n,), op_invert), torch.zeros(n)),
+        (torch.where(torch.arange(n) % 2 == 0, op_post, -1), torch.full((n,), 4.0)),
+    ]
+    out = apply_policy(u, steps, ops.OPS, None, None)
+    inverted = 255 - u.int()
+    expected = torch.where((torch.arange(n) % 2 == 0).view(-1, 1, 1, 1), inverted // 16 * 16, inverted)
+    assert torch.equal(out, expected.to(torch.uint8))
+
+
 def test_trivialaugment_image_alone_equals_torchvision_for_its_drawn_op():
     aug = build("trivialaugment")
     u = oracle_images().repeat(16, 1, 1, 1)

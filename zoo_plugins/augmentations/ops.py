@@ -46,6 +46,7 @@ OPS = (
     "equalize",
     "invert",
 )
+Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GEOMETRIC = ("shear_x", "shear_y", "translate_x", "translate_y", "rotate")
 MAX = 255.0
 # ITU-R 601-2 luma, torchvision's grayscale weights (contrast and colour blend towards it)
@@ -110,20 +111,34 @@ def sharpness(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """Blend with a smoothed copy by factor 1 + magnitude, border pixels kept (``adjust_sharpness``).
 
     The smoothing is PIL's SMOOTH filter (1s around a 5, over 13), rounded to whole levels. It is summed
-    here as whole numbers (a 3×3 box sum plus 4 × the centre, exact in float32) and divided once: a sum of
-    levels over 13 is never a half, so this rounds as torchvision's float convolution does, at a fraction of
-    the cost of a grouped convolution.
+    here as whole numbers (a 3×3 box sum plus 4 × the centre, exact in float32) and scaled once by 1/13: a
+    sum of levels over 13 is never within 1/26 of a half, far beyond the scaling's rounding, so this rounds
+    as torchvision's float convolution does, at a fraction of the cost of a grouped convolution. The sums
+    run over each image plane flattened, a row being a shift by W and a column a shift by 1, so that every
+    pass is contiguous; the pixels of the first and last column, which those shifts wrap across, keep
+    their levels through a 0/1 mask on the change.
     """
-    h, w = pixels.shape[-2:]
+    n, c, h, w = pixels.shape
     if h <= 2 or w <= 2:
         return pixels
-    rows = torch.add(pixels[..., :-2, :], pixels[..., 1:-1, :]).add_(pixels[..., 2:, :])
-    box = torch.add(rows[..., :-2], rows[..., 1:-1]).add_(rows[..., 2:])
-    inner = pixels[..., 1:-1, 1:-1]
-    smooth = box.add_(inner, alpha=4.0).div_(13.0).round_()
-    rest = per_image((1.0 - (1.0 + _wide(magnitude))).float(), pixels)
-    inner.addcmul_(smooth.sub_(inner), rest)  # one rounding, like torchvision's add_(…, alpha=…)
-    return _truncate(pixels)
+    flat = pixels.contiguous().view(n, c, h * w)
+    length = h * w
+    rows = torch.add(flat[..., : length - 2 * w], flat[..., w : length - w]).add_(flat[..., 2 * w :])
+    box = torch.add(rows[..., :-2], rows[..., 1:-1]).add_(rows[..., 2:])  # centred at w + 1 onwards
+    inner = flat[..., w + 1 : length - w - 1]
+    smooth = box.add_(inner, alpha=4.0).mul_(1.0 / 13.0).round_()
+    change = smooth.sub_(inner).mul_(_interior(h, w, pixels.device))
+    rest = (1.0 - (1.0 + _wide(magnitude))).float().view(-1, 1, 1)
+    inner.addcmul_(change, rest)  # one rounding, like torchvision's add_(…, alpha=…)
+    out = flat.view(n, c, h, w)
+    return _truncate(pixels.copy_(out) if out.data_ptr() != pixels.data_ptr() else pixels)
+
+
+@functools.lru_cache(maxsize=16)
+def _interior(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """1 at the flattened positions w + 1 … h·w − w − 2 that are off the first and last column, else 0."""
+    column = torch.arange(w + 1, h * w - w - 1, device=device) % w
+    return ((column > 0) & (column < w - 1)).float()
 
 
 def posterize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
@@ -134,9 +149,15 @@ def posterize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
 
 
 def solarize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
-    """Invert the levels at or above 255·magnitude (``solarize``)."""
-    above = pixels >= per_image((MAX * _wide(magnitude)).float(), pixels)
-    return torch.where(above, MAX - pixels, pixels, out=pixels)
+    """Invert the levels at or above 255·magnitude (``solarize``).
+
+    A whole level is at or above the float32 threshold t exactly when it is at or above ceil(t), so
+    ``above = clamp(level − ceil(t) + 1, 0, 1)`` is 1 or 0, and ``|level − 255·above|`` is the result: plain
+    arithmetic, where a boolean mask and ``torch.where`` cost several times more on a CPU.
+    """
+    threshold = per_image((MAX * _wide(magnitude)).float().ceil_(), pixels)
+    above = torch.sub(pixels, threshold).add_(1.0).clamp_(0.0, 1.0)
+    return pixels.sub_(above.mul_(MAX)).abs_()
 
 
 def autocontrast(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
@@ -156,21 +177,30 @@ def equalize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     One histogram per image channel, all from one ``bincount`` over offset levels (channel k counts into
     bins 256·k …), and every table applied by one lookup at the same offsets. PIL's table:
     ``lut[v] = (cum[v − 1] + step // 2) // step`` with ``step`` the number of pixels not at the channel's
-    highest level, over 255; a channel where ``step`` is 0 stays as it is.
+    highest level, over 255; a channel where ``step`` is 0 stays as it is. The table is worked out in
+    float64, exact for these whole numbers (below 2^53), where int64 division is not vectorized on a CPU.
     """
     n, c, h, w = pixels.shape
-    planes = pixels.view(n * c, h * w)
-    offsets = torch.arange(0, n * c * 256, 256, dtype=torch.int32, device=pixels.device).view(-1, 1)
-    index = planes.to(torch.int32).add_(offsets).view(-1)
-    hist = torch.bincount(index, minlength=n * c * 256).view(n * c, 256)
-    cum = hist.cumsum(1)
-    at_top = hist.gather(1, planes.amax(1, keepdim=True).long())
-    step = torch.div(h * w - at_top, 255, rounding_mode="floor")
-    lut = torch.div(cum[:, :-1] + step // 2, step.clamp(min=1), rounding_mode="floor").clamp_(0, 255)
-    lut = torch.cat([torch.zeros_like(lut[:, :1]), lut], 1)
-    identity_lut = torch.arange(256, device=pixels.device).expand_as(lut)
-    lut = torch.where(step > 0, lut, identity_lut).to(pixels.dtype)
-    return pixels.copy_(lut.view(-1).index_select(0, index).view_as(pixels))
+    offsets = torch.arange(0, n * c * 256, 256, dtype=torch.int32, device=pixels.device).view(n, c, 1, 1)
+    index = pixels.to(torch.int32).add_(offsets)  # the layout of pixels: their flat views line up
+    hist = torch.bincount(_flat(index), minlength=n * c * 256).view(n * c, 256).to(_wide(magnitude).dtype)
+    before = hist.cumsum(1).sub_(hist)  # pixels below each level
+    at_top = hist.gather(1, pixels.amax((-2, -1)).view(-1, 1).long())
+    step = (h * w - at_top).div_(255).floor_()
+    equal = step > 0
+    lut = before.add_(step.div(2).floor_()).div_(step.clamp(min=1)).floor_().clamp_(0, MAX)
+    # the lut, or the identity where step is 0: blended by 0/1 weights rather than a where over the table
+    identity = torch.arange(256, dtype=lut.dtype, device=pixels.device)
+    lut = lut.mul_(equal).addcmul_(identity, (~equal).to(lut.dtype))
+    torch.index_select(lut.to(pixels.dtype).view(-1), 0, _flat(index), out=_flat(pixels))
+    return pixels
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """A 1-D view of ``t``'s elements in memory order (t contiguous or channels_last)."""
+    if t.is_contiguous():
+        return t.view(-1)
+    return t.permute(0, 2, 3, 1).view(-1)  # channels_last: N, H, W, C in memory
 
 
 def invert(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
@@ -238,14 +268,18 @@ def affine(pixels: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     h, w = pixels.shape[-2:]
     device = pixels.device
     # torchvision: theta divided by (w/2, h/2) in float32, then (x, y, 1) · theta per output pixel centre
-    half = torch.tensor([0.5 * w, 0.5 * h], device=device).view(1, 1, 2)
-    theta = matrices.to(device=device, dtype=torch.float32).transpose(1, 2) / half
-    t_x, t_y, t_1 = (theta[:, k].view(-1, 1, 1, 2) for k in range(3))
-    xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=device).view(1, 1, w, 1)
-    ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=device).view(1, h, 1, 1)
-    # the grid as broadcast multiply-adds rather than a batched matmul of 3-vectors, which is slow on CPU
-    grid = torch.addcmul(t_1, xs, t_x) + ys * t_y
-    return F.grid_sample(pixels, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+    half = torch.tensor([0.5 * w, 0.5 * h], device=device).view(1, 2, 1)
+    theta = matrices.to(device=device, dtype=torch.float32) / half  # (N, 2 outputs, 3 coefficients)
+    xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=device).view(1, 1, 1, w)
+    ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=device).view(1, 1, h, 1)
+    # as broadcast multiply-adds (N, 2, H, W), a plane per output coordinate, rather than a batched matmul
+    # of 3-vectors (slow on a CPU) or arithmetic on the (N, H, W, 2) layout, whose innermost dimension is 2
+    coefficient = theta.unsqueeze(-1).unsqueeze(-1)  # (N, 2, 3, 1, 1)
+    grid = torch.addcmul(coefficient[:, :, 2], xs, coefficient[:, :, 0]) + ys * coefficient[:, :, 1]
+    # grid_sample reads the grid through its strides: the (N, H, W, 2) view needs no copy
+    return F.grid_sample(
+        pixels, grid.permute(0, 2, 3, 1), mode="nearest", padding_mode="zeros", align_corners=False
+    )
 
 
 def _geometric_kernel(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -263,8 +297,72 @@ translate_x = _geometric_kernel("translate_x")
 translate_y = _geometric_kernel("translate_y")
 rotate = _geometric_kernel("rotate")
 
-Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 KERNELS: dict[str, Kernel] = {name: globals()[name] for name in OPS}
+
+
+def group_rows(op: torch.Tensor, ops: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
+    """The images sorted by what they drew, and how many drew each: ``(order, counts)``.
+
+    Group 0 holds the images that drew nothing (op < 0) or identity, group 1 the geometric operations
+    (one ``grid_sample`` serves them all), then one group per other operation in the order of ``ops``.
+    ``counts`` is the one wait for the device that gives every operation its rows.
+    """
+    others = _others(tuple(ops))
+    group_of = [0] + [
+        1 if name in GEOMETRIC else 0 if name == "identity" else 2 + others.index(name) for name in ops
+    ]
+    group = _constant(tuple(group_of), op.device)[op + 1]
+    counts = torch.bincount(group, minlength=2 + len(others)).tolist()
+    return torch.argsort(group, stable=True), counts
+
+
+def apply_sorted(
+    pixels: torch.Tensor,
+    op: torch.Tensor,
+    magnitude: torch.Tensor,
+    counts: Sequence[int],
+    ops: Sequence[str],
+    *,
+    before: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    after: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Run each group's operation on its slice of ``pixels``, in place; ``pixels``, ``op`` and ``magnitude``
+    are sorted by group (``group_rows``), so every slice is a contiguous run of images.
+
+    ``before`` maps a slice to levels first and ``after`` maps the result on (both in place); the images
+    that drew nothing go through both too, unless there are both, which would be a round trip. Working one
+    slice at a time keeps the passes over the pixels in the CPU's cache.
+    """
+    h, w = pixels.shape[-2:]
+    others = _others(tuple(ops))
+
+    def run(start: int, count: int, kernel: Kernel | None) -> None:
+        chunk = pixels.narrow(0, start, count)
+        result = chunk if before is None else before(chunk)
+        if kernel is not None:
+            result = kernel(result, magnitude.narrow(0, start, count))
+        if after is not None:
+            result = after(result)
+        if result is not chunk:
+            chunk.copy_(result)
+
+    if counts[0] and (before is None) != (after is None):
+        run(0, counts[0], None)
+    start = counts[0]
+    if counts[1]:  # the geometric images, each with the matrix of the op it drew
+        drawn, amount = op.narrow(0, start, counts[1]), magnitude.narrow(0, start, counts[1])
+        matrices = torch.zeros(counts[1], 2, 3, dtype=_wide(amount).dtype, device=amount.device)
+        for k, name in enumerate(ops):
+            if name in GEOMETRIC:
+                chosen = (drawn == k).view(-1, 1, 1)
+                matrices = torch.where(chosen, _MATRICES[name](amount, h, w), matrices)
+        run(start, counts[1], lambda chunk, _: affine(chunk, matrices))
+        start += counts[1]
+    for name, count in zip(others, counts[2:], strict=True):
+        if count:
+            run(start, count, KERNELS[name])
+            start += count
+    return pixels
 
 
 def apply_ops(
@@ -272,37 +370,20 @@ def apply_ops(
 ) -> torch.Tensor:
     """Apply to each image the operation it drew: ``ops[op[i]]`` with ``magnitude[i]`` (``op[i] < 0``: none).
 
-    ``pixels`` is updated in place and returned. The images are sorted by operation (the geometric ones
-    together), so one wait for the device (the counts) gives every operation its rows, rather than one
-    wait per operation; each operation then runs once on a gathered copy of its rows, written back with
-    ``index_copy_``.
+    ``pixels`` (float32 levels) is updated in place and returned: the images are gathered in group order,
+    each operation runs once on its slice (``apply_sorted``), and the result is written back.
     """
-    h, w = pixels.shape[-2:]
-    # groups: 0 none or identity (skipped), 1 geometric, then one per other operation
-    others = [name for name in ops if name not in GEOMETRIC and name != "identity"]
-    group_of = [0] + [
-        1 if name in GEOMETRIC else 0 if name == "identity" else 2 + others.index(name) for name in ops
-    ]
-    group = _constant(tuple(group_of), op.device)[op + 1]
-    counts = torch.bincount(group, minlength=2 + len(others)).tolist()
-    order = torch.argsort(group, stable=True)
-    start = counts[0]
-    if counts[1]:  # the geometric images, each with the matrix of the op it drew
-        rows = order[start : start + counts[1]]
-        drawn, amount = op[rows], magnitude[rows]
-        matrices = torch.zeros(len(rows), 2, 3, dtype=_wide(amount).dtype, device=amount.device)
-        for k, name in enumerate(ops):
-            if name in GEOMETRIC:
-                chosen = (drawn == k).view(-1, 1, 1)
-                matrices = torch.where(chosen, _MATRICES[name](amount, h, w), matrices)
-        pixels.index_copy_(0, rows, affine(pixels.index_select(0, rows), matrices))
-        start += counts[1]
-    for name, count in zip(others, counts[2:], strict=True):
-        if count:
-            rows = order[start : start + count]
-            pixels.index_copy_(0, rows, KERNELS[name](pixels.index_select(0, rows), magnitude[rows]))
-            start += count
-    return pixels
+    order, counts = group_rows(op, ops)
+    if counts[0] == len(op):
+        return pixels
+    grouped = apply_sorted(pixels.index_select(0, order), op[order], magnitude[order], counts, ops)
+    return pixels.index_copy_(0, order, grouped)
+
+
+@functools.lru_cache(maxsize=32)
+def _others(ops: tuple[str, ...]) -> list[str]:
+    """The operations that have a group of their own: all but identity and the geometric ones."""
+    return [name for name in ops if name not in GEOMETRIC and name != "identity"]
 
 
 @functools.lru_cache(maxsize=32)
