@@ -258,6 +258,57 @@ def test_training_batches_are_random_resized_crops_replayed_per_seed_and_epoch(s
     assert not any(torch.equal(x, y) for x, y in zip(a, [x for x, _ in centre], strict=False))
 
 
+def worker_crop_loader(data: InMemoryDataset, crop_in_workers: bool | None, workers: int = 1, seed: int = 0):
+    from zoo_core.data.loader import StreamLoader, _TensorPairs
+
+    return StreamLoader(
+        _TensorPairs(data.images, data.labels),
+        batch_size=4,
+        device="cpu",
+        train=True,
+        shuffle=False,
+        mean=data.mean,
+        std=data.std,
+        size=(128, 128),
+        resized_crop=True,
+        num_workers=workers,
+        seed=seed,
+        crop_in_workers=crop_in_workers,
+    )
+
+
+def test_a_streamed_set_on_a_cpu_cuts_its_crops_in_the_workers_by_the_same_rule() -> None:
+    from zoo_core.data.loader import CROP_STREAM, mix
+
+    data = stored_set()
+    loader = worker_crop_loader(data, None)  # the default on a CPU
+    assert loader.crop_in_workers and not loader.transform.resized_crop
+    assert not worker_crop_loader(data, None, workers=0).crop_in_workers  # no workers: on the batch
+    assert not worker_crop_loader(data, False).crop_in_workers
+    loader.set_epoch(2)
+    batches = [x for x, _ in loader]
+    assert all(x.shape == (4, 3, 128, 128) for x in batches)
+    got = torch.cat(batches)
+    for k in range(len(got)):  # sample k of the (unshuffled) epoch: its box from its own seed
+        box = resized_crop_boxes(1, 146, 146, torch.Generator().manual_seed(mix(0, CROP_STREAM, 2, 0, k)))
+        exact = resized_crop(data.images[k : k + 1], box, (128, 128))[0]
+        # the same bilinear rule as the batched crop on the device, in uint8 in the worker (torch's uint8
+        # kernel weighs in fixed point: within a level, and on average a rounding apart)
+        assert (got[k] - exact).abs().max() <= 1.0 and (got[k] - exact).abs().mean() < 0.4
+
+
+def test_worker_crops_replay_per_seed_epoch_and_resumed_batch() -> None:
+    data = stored_set()
+    first = [x for x, _ in worker_crop_loader(data, True)]
+    again = worker_crop_loader(data, True)
+    assert all(torch.equal(p, q) for p, q in zip(first, [x for x, _ in again], strict=True))
+    assert torch.equal(next(iter(again.iter_from(2)))[0], first[2])  # resumed mid-epoch: the same crops
+    again.set_epoch(1)
+    assert not torch.equal(next(iter(again))[0], first[0])
+    other = worker_crop_loader(data, True, seed=1)
+    assert not torch.equal(next(iter(other))[0], first[0])
+
+
 def test_a_data_init_sees_the_evaluation_view() -> None:
     data = stored_set()
     loader = make_loader(data, batch_size=4, device="cpu", train=True, resized_crop=True)

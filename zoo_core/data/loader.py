@@ -10,7 +10,9 @@ Randomness is a pure function of the seed, so a resumed run replays the same bat
   ``mix(seed, e, r, b)``, so ``iter_from(b)`` yields exactly what an uninterrupted epoch yields from ``b`` on;
 - with ``alternate_flip`` (airbench's derandomised flip) image ``i`` is mirrored in epoch ``e`` exactly when
   ``first[i] != (e odd)``, ``first`` being a fair coin per image drawn once from ``mix(seed, FLIP_STREAM)``:
-  each image is seen mirrored every other epoch, half the images starting mirrored.
+  each image is seen mirrored every other epoch, half the images starting mirrored;
+- a streamed set on a CPU cuts its random resized crops in the DataLoader workers, image by image: the box
+  of the sample at position ``k`` of epoch ``e`` on rank ``r`` comes from ``mix(seed, CROP_STREAM, e, r, k)``.
 Sharding: rank ``r`` takes every ``world_size``-th index of the permutation from ``r``, so the union of the
 ranks' batch ``b`` is the global batch ``b`` of a single process. For training the permutation is first cut
 to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else padding it by wrapping around, as
@@ -40,12 +42,14 @@ from zoo_core.data.ops import (
     random_flip,
     random_resized_crop,
     random_window,
+    resized_crop_boxes,
 )
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import ZooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
+CROP_STREAM = 0x706F7263  # separates the seeds of the workers' random resized crops
 
 
 def mix(*parts: int) -> int:
@@ -369,14 +373,21 @@ class _ShardSampler(torch.utils.data.Sampler[int]):
 
     It holds plain values, not the loader, so no reference cycle keeps DataLoader workers alive."""
 
-    def __init__(self, n: int, num_samples: int, **order: Any) -> None:
+    def __init__(self, n: int, num_samples: int, crop_seeds: bool = False, **order: Any) -> None:
         self.n, self.num_samples, self.order = n, num_samples, order
+        self.crop_seeds = crop_seeds  # yield (index, the seed of its crop) rather than the index
         self.epoch = 0
         self.start = 0
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[int] | Iterator[tuple[int, int]]:
         indices = shard_order(self.n, epoch=self.epoch, generator=torch.Generator(), **self.order)
-        return iter(indices[self.start :].tolist())
+        chosen = indices[self.start :].tolist()
+        if not self.crop_seeds:
+            return iter(chosen)
+        seed, rank = self.order["seed"], self.order["rank"]
+        return iter(
+            (i, mix(seed, CROP_STREAM, self.epoch, rank, k)) for k, i in enumerate(chosen, start=self.start)
+        )
 
     def __len__(self) -> int:
         return self.num_samples - self.start
@@ -409,6 +420,7 @@ class StreamLoader(_EpochLoader):
         size: tuple[int, int] | None = None,
         resized_crop: bool = False,
         num_workers: int | None = None,
+        crop_in_workers: bool | None = None,
     ) -> None:
         super().__init__(
             len(dataset),
@@ -431,9 +443,19 @@ class StreamLoader(_EpochLoader):
             resized_crop=resized_crop,
         )
         self.dataset = dataset
+        workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
+        if crop_in_workers is None:  # on a GPU the batched crop is a few kernels; on a CPU it would hold the
+            # main process, on the cores the decoding workers need (results/imagefolder-stream-cpu.md)
+            crop_in_workers = self.device.type == "cpu"
+        self.crop_in_workers = bool(crop_in_workers and self.transform.resized_crop and workers > 0)
+        if self.crop_in_workers:
+            stored = tuple(int(v) for v in dataset[0][0].shape[-2:]) if size is None else None
+            dataset = _WorkerCrop(dataset, self.transform.size or stored)
+            self.transform.resized_crop = False  # the batches arrive cut to size
         self._sampler = _ShardSampler(
             self.n,
             self.num_samples,
+            crop_seeds=self.crop_in_workers,
             seed=seed,
             shuffle=self.shuffle,
             drop_last=self.drop_last,
@@ -441,7 +463,6 @@ class StreamLoader(_EpochLoader):
             world_size=world_size,
             pad=self.pad,
         )
-        workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
         self._loader = torch.utils.data.DataLoader(
             dataset,
             batch_size=batch_size,
@@ -554,3 +575,28 @@ class _TensorPairs(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.images[index], int(self.labels[index])
+
+
+class _WorkerCrop(torch.utils.data.Dataset):
+    """A streamed data set whose samples are cut in the DataLoader workers by torchvision's
+    RandomResizedCrop rule (``resized_crop_boxes``) and resized to ``size`` bilinearly without antialiasing,
+    as ``BatchTransform`` does on the device, in uint8: indices come as (index, seed of the crop's box)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int]) -> None:
+        self.dataset, self.size = dataset, (int(size[0]), int(size[1]))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = item
+        image, label = self.dataset[index]
+        h, w = image.shape[-2:]
+        top, left, height, width = resized_crop_boxes(1, h, w, torch.Generator().manual_seed(seed))[
+            0
+        ].tolist()
+        window = image[None, :, top : top + height, left : left + width]
+        # uint8 channels_last is torch's fast CPU path for bilinear resizing (about 0.1 ms at 224 px)
+        window = window.contiguous(memory_format=torch.channels_last)
+        cut = torch.nn.functional.interpolate(window, self.size, mode="bilinear", align_corners=False)
+        return cut[0].contiguous(), label
