@@ -8,13 +8,14 @@ The photos: JPEGs (quality 90) of 300–500 px per side, random crops, rescales 
 scikit-learn ships, in 10 class folders, written once into ``--work`` by this script. At ``--image-size``
 (224), ImageNet-style as ``zoo train`` reads large images: zoo streams them (``imagefolder(...,
 data_mode="stream")`` + ``make_loader``: workers decode with JPEG draft mode and a reducing resize to the
-stored size, shorter side 224 / 0.875 and the centre square, into uint8 batches; RandomResizedCrop, flip and
-normalization on the device) against ``torchvision.datasets.ImageFolder`` with ``RandomResizedCrop(224)``,
-``RandomHorizontalFlip``, ``ToTensor``, ``Normalize`` and a ``DataLoader`` with the same workers, batch
-and pinning. Trees smaller than the largest are hard links to its first photos. The two alternate over
-``--rounds`` rounds; each round starts a fresh iterator, skips ``--warmup`` batches, then times
-``--batches``; the median round counts. Memory: a process that streams ``--steps`` batches into a one-layer
-model with SGD, for each tree size of ``--rss``; its peak RSS (``ru_maxrss``) and its workers' peak.
+stored size, shorter side 224 / 0.875 and the centre square, into uint8 batches; RandomResizedCrop in the
+workers on a CPU, on the device on a GPU; flip and normalization on the device) against
+``torchvision.datasets.ImageFolder`` with ``RandomResizedCrop(224)``, ``RandomHorizontalFlip``,
+``ToTensor``, ``Normalize`` and a ``DataLoader`` with the same workers, batch and pinning. Trees smaller
+than the largest are hard links to its first photos. The two alternate over ``--rounds`` rounds; each round
+starts a fresh iterator, skips ``--warmup`` batches, then times ``--batches``; the median round counts.
+Memory: a process that streams ``--steps`` batches into a one-layer model with SGD, for each tree size of
+``--rss``; its peak RSS (``ru_maxrss``) and its workers' peak.
 """
 
 from __future__ import annotations
@@ -221,8 +222,13 @@ def render(doc: dict) -> str:
         f"read at {doc['size']}×{doc['size']}; batch {doc['batch']}, {doc['workers']} workers; "
         f"{doc['rounds']} alternating rounds of {doc['batches']} timed batches after {doc['warmup']}.",
         "- zoo: the streamed imagefolder; its workers decode each photo (JPEG draft mode, one reducing "
-        "resize) to the stored size into uint8 batches, and flip, normalization and (imagenet) the "
-        "random resized crop run on the device, here the CPU of the main process. torchvision: "
+        "resize) to the stored size into uint8 batches; (imagenet) the random resized crop is cut "
+        + (
+            "in the workers too, in uint8, as zoo does on a CPU"
+            if doc["device"] == "cpu"
+            else "on the device, a batch at a time"
+        )
+        + "; flip and normalization run on the device (here: the main process). torchvision: "
         "ImageFolder + DataLoader with the same workers, batch and pinning, every transform per image in "
         "the workers (the first named below, then RandomHorizontalFlip, ToTensor, Normalize).",
         "",

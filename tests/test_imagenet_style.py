@@ -175,6 +175,34 @@ def test_the_streamed_set_reads_the_same_stored_images(photos: Path) -> None:
         assert torch.equal(image, held.images[i]) and label == held.labels[i]
 
 
+def test_a_streamed_crop_is_the_stored_window_resized_in_one_pass(photos: Path) -> None:
+    streamed = imagefolder(root=photos, split="train", image_size=128, data_mode="stream", cache=False)
+    stored, _ = streamed[3]  # 146×146: the centre 150×150 of the 200×150 photo, resized
+    whole, label = streamed.cropped(3, (0, 0, 146, 146), (146, 146))
+    assert torch.equal(whole, stored) and label == streamed.targets[3]  # the whole window: the stored image
+    # a window: the stored image's window resized, up to the second resampling the stored path would add
+    cut, _ = streamed.cropped(3, (10, 40, 90, 70), (128, 128))
+    twice = TF.resized_crop(stored, 10, 40, 90, 70, [128, 128], antialias=True)
+    assert cut.shape == (3, 128, 128) and (cut.float() - twice.float()).abs().mean() < 3
+
+
+def test_the_streamed_imagefolder_cuts_its_training_crops_from_the_files(photos: Path) -> None:
+    from zoo_core.data.loader import CROP_STREAM, mix
+
+    streamed = imagefolder(root=photos, split="train", image_size=128, data_mode="stream", cache=False)
+    loader = make_loader(
+        streamed, batch_size=4, device="cpu", train=True, shuffle=False, resized_crop=True, num_workers=1
+    )
+    assert loader.crop_in_workers
+    x = torch.cat([x for x, _ in loader])
+    scale, shift = (torch.tensor(v).view(3, 1, 1) for v in (streamed.std, streamed.mean))
+    for k in range(len(x)):
+        box = resized_crop_boxes(1, 146, 146, torch.Generator().manual_seed(mix(0, CROP_STREAM, 0, 0, k)))
+        expected, _ = streamed.cropped(k, box[0].tolist(), (128, 128))
+        levels = (x[k] * scale + shift) * 255
+        assert (levels - expected.float()).abs().max() < 1e-3
+
+
 def test_the_streamed_sets_statistics_equal_the_held_ones_when_the_sample_is_every_image(
     photos: Path,
 ) -> None:

@@ -579,22 +579,26 @@ class _TensorPairs(torch.utils.data.Dataset):
 
 class _WorkerCrop(torch.utils.data.Dataset):
     """A streamed data set whose samples are cut in the DataLoader workers by torchvision's
-    RandomResizedCrop rule (``resized_crop_boxes``) and resized to ``size`` bilinearly without antialiasing,
-    as ``BatchTransform`` does on the device, in uint8: indices come as (index, seed of the crop's box)."""
+    RandomResizedCrop rule (``resized_crop_boxes`` on the image as stored) and resized to ``size``: indices
+    come as (index, seed of the crop's box). A data set with a ``cropped(index, box, size)`` method cuts the
+    window itself (the streamed imagefolder: from the file's pixels, in one resampling); any other is cut
+    here from the stored image, bilinearly without antialiasing as ``BatchTransform`` does, in uint8."""
 
     def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int]) -> None:
         self.dataset, self.size = dataset, (int(size[0]), int(size[1]))
+        self.stored = getattr(dataset, "size", None) if hasattr(dataset, "cropped") else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = item
+        generator = torch.Generator().manual_seed(seed)
+        if self.stored is not None:
+            box = resized_crop_boxes(1, *self.stored, generator)[0].tolist()
+            return self.dataset.cropped(index, box, self.size)
         image, label = self.dataset[index]
-        h, w = image.shape[-2:]
-        top, left, height, width = resized_crop_boxes(1, h, w, torch.Generator().manual_seed(seed))[
-            0
-        ].tolist()
+        top, left, height, width = resized_crop_boxes(1, *image.shape[-2:], generator)[0].tolist()
         window = image[None, :, top : top + height, left : left + width]
         # uint8 channels_last is torch's fast CPU path for bilinear resizing (about 0.1 ms at 224 px)
         window = window.contiguous(memory_format=torch.channels_last)

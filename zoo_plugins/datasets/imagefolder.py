@@ -451,6 +451,39 @@ def decode_image(
         return np.asarray(img)
 
 
+def decode_crop(
+    path: str | Path,
+    stored: tuple[int, int],
+    channels: int | None,
+    keep_aspect: bool,
+    box: Sequence[int],
+    size: tuple[int, int],
+) -> np.ndarray:
+    """The window ``box`` = (top, left, height, width) of the image as ``decode_image`` would store it at
+    ``stored`` = (H, W), resized to ``size``, in one resampling of the file's own pixels: the window is
+    mapped back onto the picture (JPEG draft mode when it shrinks a lot), so a random resized crop costs one
+    decode and one resize, as torchvision's RandomResizedCrop does, not a resize to ``stored`` first."""
+    from PIL import Image
+
+    top, left, height, width = box
+    with Image.open(path) as img:
+        gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
+        mode = "L" if gray else "RGB"
+
+        def window(picture: tuple[int, int]) -> tuple[float, float, float, float]:
+            x0, y0, x1, y1 = centre_box(picture, stored) if keep_aspect else (0, 0, *picture)
+            sx, sy = (x1 - x0) / stored[1], (y1 - y0) / stored[0]
+            return (x0 + left * sx, y0 + top * sy, x0 + (left + width) * sx, y0 + (top + height) * sy)
+
+        x0, _, x1, _ = window(img.size)
+        scale = size[1] / (x1 - x0)
+        img.draft(mode, (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))  # JPEG only
+        if img.mode != mode:
+            img = img.convert(mode)
+        out = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=window(img.size))
+        return np.asarray(out)
+
+
 def _stack(split_dir: Path, arrays: list[np.ndarray], paths: list[str]) -> torch.Tensor:
     shapes = {a.shape[:2] for a in arrays}
     if len(shapes) > 1:

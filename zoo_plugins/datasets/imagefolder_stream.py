@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -66,11 +66,24 @@ class StreamingImageFolder(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         from zoo_plugins.datasets.imagefolder import decode_image
 
+        return self._read(index, lambda path: decode_image(path, self.size, self.channels, self.keep_aspect))
+
+    def cropped(self, index: int, box: Sequence[int], size: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """The window ``box`` = (top, left, height, width) of image ``index`` as stored, resized to ``size``
+        in one resampling of the file (``decode_crop``): a DataLoader worker's random resized crop."""
+        from zoo_plugins.datasets.imagefolder import decode_crop
+
+        size = (int(size[0]), int(size[1]))
+        return self._read(
+            index, lambda path: decode_crop(path, self.size, self.channels, self.keep_aspect, box, size)
+        )
+
+    def _read(self, index: int, decode: Callable[[Path], np.ndarray]) -> tuple[torch.Tensor, int]:
         for step in range(len(self.paths)):
             i = (index + step) % len(self.paths)
             path = self.split_dir / self.paths[i]
             try:
-                array = decode_image(path, self.size, self.channels, self.keep_aspect)
+                array = decode(path)
             except Exception as exc:  # Pillow raises many types for a damaged file
                 reason = f"{path} ({type(exc).__name__}: {exc})"
                 if self.strict:
