@@ -18,6 +18,7 @@
 #   06 the headline: inception --aug cutmix      06-inception-cutmix.{jsonl,log}
 #   07 zoo bench against timm's method           07-bench-vs-timm.md, 07-bench-vs-timm-large.md
 #   09 augmentation policies on the GPU          09-augmentations-policies.md (vs torchvision per image)
+#   10 streamed photos, JPEGs decoded on the GPU  10-imagefolder-stream.md (vs the workers, torchvision)
 #   08 the CUDA-parametrised tests               08-tests-cuda.txt
 # steps.txt logs every step: its wall seconds and whether it finished, was cut by its budget or skipped.
 #
@@ -265,6 +266,13 @@ run_step "06 inception cutmix" 40 - bash -c 'train_run "$@"' _ \
 run_step "09 augmentation policies" 30 - "$py" benchmarks/augmentation_policies.py --device "$device" \
   --batch-size $(( dry_run ? 16 : 1024 )) --runs $(( dry_run ? 1 : 5 )) \
   --output "$out/09-augmentations-policies.md"
+
+# -- 10 streamed photos: JPEGs decoded in the workers against a batch at a time on the GPU (nvJPEG) ----------
+stream_args=(--images $(( dry_run ? 48 : 6000 )) --rounds $(( dry_run ? 1 : 2 )) --warmup $(( dry_run ? 0 : 2 ))
+  --batches $(( dry_run ? 1 : 20 )) --batch-size $(( dry_run ? 8 : 64 )))
+run_step "10 streamed photos, decode on the device" 45 - "$py" benchmarks/imagefolder_stream.py \
+  --device "$device" --work "$work/stream" --modes imagenet --rss --decode-on-device "${stream_args[@]}" \
+  --output "$out/10-imagefolder-stream.md"
 
 # -- 07 fairness: zoo bench against timm's benchmark method --------------------------------------------
 run_step "07 bench vs timm" 25 - "$py" benchmarks/bench_vs_timm.py --device "$device" "${timm_args[@]}" \

@@ -101,12 +101,16 @@ def make_tree(root: Path, images: int, workers: int, source: Path | None = None)
 MODES = {"resize": (1.0, False, "Resize"), "imagenet": (None, True, "RandomResizedCrop")}
 
 
-def zoo_batches(tree: Path, size: int, batch: int, workers: int, device: str, mode: str):
+def zoo_batches(
+    tree: Path, size: int, batch: int, workers: int, device: str, mode: str, decode: str = "workers"
+):
     from zoo_core.data.loader import make_loader
     from zoo_plugins.datasets.imagefolder import imagefolder
 
     crop_pct, resized_crop, _ = MODES[mode]
-    data = imagefolder(root=tree, split="train", image_size=size, data_mode="stream", crop_pct=crop_pct)
+    data = imagefolder(
+        root=tree, split="train", image_size=size, data_mode="stream", crop_pct=crop_pct, decode=decode
+    )
     loader = make_loader(
         data,
         batch_size=batch,
@@ -246,6 +250,15 @@ def render(doc: dict) -> str:
             + ", ".join(f"{v:.0f}" for v in t["torchvision_rounds"])
             + " |"
         )
+    for mode, t in doc["throughput"].items():
+        if "zoo_device" in t:
+            lines.append(
+                f"\n{mode}, zoo with the JPEGs decoded on the {doc['device']} (imagefolder decode='device'): "
+                f"{t['zoo_device']:.0f} img/s, **{t['zoo_device'] / t['torchvision']:.2f}×** torchvision, "
+                f"{t['zoo_device'] / t['zoo']:.2f}× zoo decoding in the workers (rounds "
+                + ", ".join(f"{v:.0f}" for v in t["zoo_device_rounds"])
+                + ")."
+            )
     lines += ["", "Goal: zoo ≥ 1.5× torchvision."]
     if len(doc["rss"]) > 1:
         lines += [
@@ -279,6 +292,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument(
+        "--decode-on-device",
+        action="store_true",
+        help="also time zoo with imagefolder's decode='device' (the JPEGs decoded a batch at a time on the "
+        "device: nvJPEG on a GPU)",
+    )
     parser.add_argument("--rss", type=int, nargs="*", default=[10_000, 40_000], help="tree sizes")
     parser.add_argument("--rss-steps", type=int, default=40)
     parser.add_argument("--output", type=Path)
@@ -322,6 +341,8 @@ def main() -> None:
                 tree, size, batch, workers, args.device, stats.mean, stats.std, mode
             ),
         }
+        if args.decode_on_device:
+            loaders["zoo_device"] = zoo_batches(tree, size, batch, workers, args.device, mode, "device")
         rounds: dict[str, list[float]] = {name: [] for name in loaders}
         for r in range(args.rounds):
             for name, batches in loaders.items():
@@ -330,10 +351,8 @@ def main() -> None:
                     f"{mode} round {r + 1} {name}: {rounds[name][-1]:.0f} img/s", file=sys.stderr, flush=True
                 )
         doc["throughput"][mode] = {
-            "zoo": statistics.median(rounds["zoo"]),
-            "torchvision": statistics.median(rounds["torchvision"]),
-            "zoo_rounds": rounds["zoo"],
-            "torchvision_rounds": rounds["torchvision"],
+            **{name: statistics.median(values) for name, values in rounds.items()},
+            **{f"{name}_rounds": values for name, values in rounds.items()},
         }
         write(doc, output)
     for n in args.rss:

@@ -34,7 +34,12 @@ def test_gpu_checks_dry_run_runs_every_step(tmp_path):
     steps = (out / "steps.txt").read_text()
     for step in ("01 fastnet seed 0", "02 throughput eager", "03 throughput compiled", "04 accuracy sweep"):
         assert f"{step}: finished" in steps, steps
-    for step in ("05 resnet18 recipe", "06 inception cutmix", "09 augmentation policies"):
+    for step in (
+        "05 resnet18 recipe",
+        "06 inception cutmix",
+        "09 augmentation policies",
+        "10 streamed photos, decode on the device",
+    ):
         assert f"{step}: finished" in steps, steps
     # the fairness check may disagree on one CPU batch (exit 1), but it must run and give its verdict
     assert "07 bench vs timm: finished" in steps or "07 bench vs timm: failed (exit 1)" in steps, steps
@@ -44,6 +49,7 @@ def test_gpu_checks_dry_run_runs_every_step(tmp_path):
     policies = (out / "09-augmentations-policies.md").read_text()
     assert "| `randaugment` |" in policies and "| posterize |" in policies
     assert "| 0 | 1 |" in (out / "01-fastnet.md").read_text()  # seed 0, one epoch
+    assert "decode='device'" in (out / "10-imagefolder-stream.md").read_text()
     eager = json.loads((out / "02-throughput-eager.json").read_text())["results"]
     assert {(r["model"], r["mode"]) for r in eager} == {
         (m, mode) for m in ("lenet", "fastnet") for mode in ("infer", "train")

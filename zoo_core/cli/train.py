@@ -236,6 +236,14 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
     help="imagefolder: hold the images in memory, stream them from disk, or let the memory plan decide "
     "from their count and size against the free memory (one line says which and why).",
 )
+@click.option(
+    "--decode",
+    type=click.Choice(["workers", "device"]),
+    default="workers",
+    show_default=True,
+    help="imagefolder, streamed: decode JPEGs in the DataLoader workers, or have the workers only read "
+    "the files and decode each batch on the training device (nvJPEG on a GPU).",
+)
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Extra model keyword.")
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<time>-<data>-<model>)."
@@ -295,8 +303,9 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             ("--download", "download"),
             ("--data-mode", "data_mode"),
             ("--crop-pct", "crop_pct"),
+            ("--decode", "decode"),
         ):
-            if opts[key] and opts[key] != "auto":
+            if opts[key] and opts[key] not in ("auto", "workers"):
                 check_dataset_option(dataset, option, key)
                 dataset_kwargs[key] = opts[key]
         cfg = TrainConfig(

@@ -421,6 +421,7 @@ class StreamLoader(_EpochLoader):
         resized_crop: bool = False,
         num_workers: int | None = None,
         crop_in_workers: bool | None = None,
+        decode_on_device: bool | None = None,
     ) -> None:
         super().__init__(
             len(dataset),
@@ -444,6 +445,12 @@ class StreamLoader(_EpochLoader):
         )
         self.dataset = dataset
         workers = min(8, os.cpu_count() or 1) if num_workers is None else num_workers
+        if decode_on_device is None:  # the data set's choice (imagefolder's --decode)
+            decode_on_device = getattr(dataset, "decode", "workers") == "device"
+        self.decode_on_device = bool(decode_on_device)
+        if self.decode_on_device:  # the workers read files, the device decodes them: it cuts the crops too
+            crop_in_workers = False
+            dataset = _Encoded(dataset)
         if crop_in_workers is None:  # on a GPU the batched crop is a few kernels; on a CPU it would hold the
             # main process, on the cores the decoding workers need (results/imagefolder-stream-cpu.md)
             crop_in_workers = self.device.type == "cpu"
@@ -471,6 +478,7 @@ class StreamLoader(_EpochLoader):
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
+            collate_fn=_collate_encoded if self.decode_on_device else None,
         )
 
     def first_images(self, n: int) -> torch.Tensor:
@@ -485,6 +493,13 @@ class StreamLoader(_EpochLoader):
         # the same order the sampler draws, for the alternating flip's per-image rule (host generator)
         order = self._order(torch.Generator()) if self._first_flips is not None else None
         for b, (x, y) in enumerate(_one_line_errors(self._loader), start=batch_index):
+            if self.decode_on_device:
+                x, stand_ins = self.dataset.decode_batch(x, self.device)
+                for (
+                    k,
+                    j,
+                ) in stand_ins:  # an image that did not decode: another one of the batch, its label too
+                    y[k] = y[j]
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
             idx = order[b * self.batch_size : b * self.batch_size + len(x)] if order is not None else None
@@ -604,3 +619,22 @@ class _WorkerCrop(torch.utils.data.Dataset):
         window = window.contiguous(memory_format=torch.channels_last)
         cut = torch.nn.functional.interpolate(window, self.size, mode="bilinear", align_corners=False)
         return cut[0].contiguous(), label
+
+
+class _Encoded(torch.utils.data.Dataset):
+    """A streamed data set's ``encoded`` samples (files read, not decoded), for ``decode_batch`` on the
+    device."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        return self.dataset.encoded(index)
+
+
+def _collate_encoded(batch: Sequence[tuple[Any, int]]) -> tuple[list[Any], torch.Tensor]:
+    """Encoded samples differ in length: they stay a list; the labels become one int64 tensor."""
+    return [item for item, _ in batch], torch.tensor([label for _, label in batch], dtype=torch.int64)

@@ -34,6 +34,7 @@ from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
 CACHE_VERSION = 1
+DECODERS = ("workers", "device")  # where a streamed split decodes its JPEGs
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
 # images of mixed sizes are resized to their median size with its shorter side at most this: the size of
@@ -61,6 +62,7 @@ def imagefolder(
     workers: int | None = None,
     data_mode: str = "auto",
     crop_pct: float | None = None,
+    decode: str = "workers",
 ) -> InMemoryDataset | StreamingImageFolder:
     """Any <root>/<split>/<class>/<image> tree, decoded once and cached as uint8 tensors, or streamed.
 
@@ -81,6 +83,10 @@ def imagefolder(
     is what the model sees; the images are stored at ``image_size / crop_pct`` (default CROP_PCT, 0.875),
     their shorter side resized and the rest centre-cropped; the recipe trains on random resized crops and
     evaluation takes the centre crop. ``crop_pct=1`` stores them at ``image_size`` (no evaluation crop).
+
+    ``decode`` (streamed splits): "workers" (default) decodes every image in the DataLoader workers;
+    "device" has the workers send JPEGs' bytes and decodes them a batch at a time on the training device
+    (nvJPEG on a GPU, ``device_decode``), other formats still in the workers.
     """
     if download:
         raise BadInputError(
@@ -97,6 +103,7 @@ def imagefolder(
         workers=workers,
         data_mode=data_mode,
         crop_pct=crop_pct,
+        decode=decode,
     )
 
 
@@ -113,6 +120,7 @@ def read_image_tree(
     workers: int | None = None,
     data_mode: str = "auto",
     crop_pct: float | None = None,
+    decode: str = "workers",
 ) -> InMemoryDataset | StreamingImageFolder:
     """Read ``root/split/<class>/…`` (see ``imagefolder``); ``classes`` fixes the class list and order."""
     size = _size_pair(image_size)
@@ -120,6 +128,8 @@ def read_image_tree(
         raise BadInputError(f"crop_pct must be a number in (0, 1], not {crop_pct!r}")
     if channels not in (None, 1, 3):
         raise BadInputError(f"channels must be 1 or 3, not {channels}")
+    if decode not in DECODERS:
+        raise BadInputError(f"--decode must be one of {', '.join(DECODERS)}, not {decode!r}")
     if data_mode not in DATA_MODES:
         raise BadInputError(f"--data-mode must be one of {', '.join(DATA_MODES)}, not {data_mode!r}")
     splits = list_splits(root)
@@ -176,6 +186,7 @@ def read_image_tree(
             crop_pct=crop,
             keep_aspect=keep_aspect,
             recipe=imagefolder_recipe(len(files), large=large),
+            decode=decode,
         )
     if cached:
         try:

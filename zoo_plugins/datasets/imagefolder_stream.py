@@ -44,6 +44,7 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         crop_pct: float = 1.0,
         keep_aspect: bool = False,
         recipe: dict | None = None,
+        decode: str = "workers",
     ) -> None:
         self.split_dir = Path(split_dir)
         self.paths = [f[0] for f in files]
@@ -52,6 +53,7 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.size, self.channels, self.strict = size, channels, strict
         self.crop_pct, self.keep_aspect = crop_pct, keep_aspect  # as in InMemoryDataset / decode_image
+        self.decode = decode  # "workers", or "device": JPEGs decode a batch at a time on the loader's device
         self.input_size = (channels, *cropped_size(size, crop_pct))  # what the model sees
         self.mean, self.std = self._stats(cache_file, workers)
         if recipe is None:
@@ -78,7 +80,51 @@ class StreamingImageFolder(torch.utils.data.Dataset):
             index, lambda path: decode_crop(path, self.size, self.channels, self.keep_aspect, box, size)
         )
 
-    def _read(self, index: int, decode: Callable[[Path], np.ndarray]) -> tuple[torch.Tensor, int]:
+    def encoded(self, index: int) -> tuple[tuple[torch.Tensor, int], int]:
+        """What a worker sends when JPEGs decode on the device (``decode="device"``): ((a JPEG's bytes as a
+        1-D uint8 tensor, or any other image decoded at the stored size; the index of the file read), label).
+        """
+        from zoo_plugins.datasets.device_decode import is_jpeg
+        from zoo_plugins.datasets.imagefolder import decode_image
+
+        def read(path: Path) -> np.ndarray:
+            data = path.read_bytes()
+            if is_jpeg(data):
+                return np.frombuffer(data, dtype=np.uint8)
+            return decode_image(path, self.size, self.channels, self.keep_aspect)
+
+        read_from: list[int] = []
+        image, label = self._read(index, read, read_from)
+        return (image, read_from[0]), label
+
+    def decode_batch(
+        self, items: Sequence[tuple[torch.Tensor, int]], device: torch.device
+    ) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+        """The uint8 batch at the stored size on ``device`` from the workers' ``encoded`` items, and the
+        (position, stand-in position) pairs where a JPEG did not decode and another image of the batch
+        takes its place (its label too: the caller's part), said on stderr; fatal with ``strict``."""
+        from zoo_plugins.datasets.device_decode import decode_batch
+
+        x, failed = decode_batch([t for t, _ in items], device, self.size, self.channels, self.keep_aspect)
+        stand_ins = []
+        for k in failed:
+            path = self.split_dir / self.paths[items[k][1]]
+            reason = f"{path} (the JPEG did not decode on {device})"
+            if self.strict:
+                raise ZooError(
+                    f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
+                )
+            good = [j % len(items) for j in range(k + 1, k + len(items)) if j % len(items) not in failed]
+            if not good:
+                raise ZooError(f"None of the {len(items)} images of a batch under {self.split_dir} decoded")
+            x[k].copy_(x[good[0]])
+            stand_ins.append((k, good[0]))
+            print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
+        return x, stand_ins
+
+    def _read(
+        self, index: int, decode: Callable[[Path], np.ndarray], read_from: list[int] | None = None
+    ) -> tuple[torch.Tensor, int]:
         for step in range(len(self.paths)):
             i = (index + step) % len(self.paths)
             path = self.split_dir / self.paths[i]
@@ -99,7 +145,12 @@ class StreamingImageFolder(torch.utils.data.Dataset):
                     flush=True,
                 )
             image = torch.from_numpy(np.array(array))  # a writable copy of Pillow's read-only buffer
-            image = image[None] if image.dim() == 2 else image.permute(2, 0, 1)
+            if image.dim() == 2:
+                image = image[None]
+            elif image.dim() == 3:
+                image = image.permute(2, 0, 1)
+            if read_from is not None:
+                read_from.append(i)
             return image.contiguous(), self.targets[i]
         raise ZooError(f"None of the {len(self.paths)} images under {self.split_dir} could be read")
 

@@ -1,0 +1,102 @@
+"""JPEGs decoded a batch at a time on the training device (imagefolder ``decode="device"``), tested with
+the CPU as the device: the same code path the GPU takes, with torchvision's CPU decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from zoo_core.cli import cli
+from zoo_core.data.loader import make_loader
+from zoo_core.errors import ZooError
+from zoo_plugins.datasets.imagefolder import imagefolder
+
+
+def photo(seed: int, size: tuple[int, int]) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+@pytest.fixture
+def jpegs(tmp_path: Path) -> Path:
+    """JPEG photos of mixed sizes in two classes, and one PNG among them."""
+    root = tmp_path / "photos"
+    sizes = [(150, 200), (180, 160), (200, 300), (160, 160), (170, 230), (210, 190)]
+    for k, size in enumerate(sizes):
+        path = root / "train" / ("cat" if k % 2 else "dog") / f"{k}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(photo(k, size)).save(path, quality=95)
+    Image.fromarray(photo(9, (150, 150))).save(root / "train" / "dog" / "9.png")
+    return root
+
+
+def streamed(root: Path, decode: str, **options):
+    return imagefolder(
+        root=root, split="train", image_size=128, data_mode="stream", cache=False, decode=decode, **options
+    )
+
+
+def batches(root: Path, decode: str, **options) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    data = streamed(root, decode)
+    loader = make_loader(data, batch_size=4, device="cpu", train=False, num_workers=1, **options)
+    return [(x, y) for x, y in loader], data
+
+
+def levels(x: torch.Tensor, data) -> torch.Tensor:
+    std, mean = (torch.tensor(v).view(1, -1, 1, 1) for v in (data.std, data.mean))
+    return (x * std + mean) * 255
+
+
+def test_device_decoding_gives_the_workers_images_up_to_the_resize_filter(jpegs: Path) -> None:
+    on_device, data = batches(jpegs, "device")
+    in_workers, _ = batches(jpegs, "workers")
+    assert [y.tolist() for _, y in on_device] == [y.tolist() for _, y in in_workers]
+    for (a, _), (b, _) in zip(on_device, in_workers, strict=True):
+        assert a.shape == b.shape and a.shape[1:] == (3, 128, 128)
+        difference = (levels(a, data) - levels(b, data)).abs()
+        # libjpeg's decode is the same; torch's antialiased bilinear and Pillow's reducing one differ a bit
+        assert difference.mean() < 2.0
+    png = data.paths.index("dog/9.png")  # decoded in the worker as before: the same pixels exactly
+    flat_a = torch.cat([x for x, _ in on_device])
+    flat_b = torch.cat([x for x, _ in in_workers])
+    assert torch.equal(flat_a[png], flat_b[png])
+
+
+def test_the_loader_follows_the_data_sets_choice(jpegs: Path) -> None:
+    data = streamed(jpegs, "device")
+    loader = make_loader(data, batch_size=4, device="cpu", train=True, resized_crop=True, num_workers=1)
+    assert loader.decode_on_device and not loader.crop_in_workers  # the device cuts the crops
+    x, _ = next(iter(loader))
+    assert x.shape == (4, 3, 128, 128)
+
+
+def test_a_jpeg_that_does_not_decode_is_skipped_with_its_name_or_fatal_when_strict(
+    jpegs: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = jpegs / "train" / "cat" / "1.jpg"
+    bad.write_bytes(bad.read_bytes()[:40])  # the header's magic and nothing decodable after it
+    got, data = batches(jpegs, "device")
+    labels = torch.cat([y for _, y in got])
+    position = data.paths.index("cat/1.jpg")
+    err = capsys.readouterr().err
+    assert "skipped unreadable image" in err and "cat/1.jpg (the JPEG did not decode on cpu)" in err
+    images = torch.cat([x for x, _ in got])
+    stand_in = position + 1  # the next image of its batch takes its place, with its label
+    assert torch.equal(images[position], images[stand_in]) and labels[position] == labels[stand_in]
+    loader = make_loader(streamed(jpegs, "device", strict=True), batch_size=4, device="cpu", train=False)
+    with pytest.raises(ZooError, match=r"cat/1\.jpg"):
+        list(loader)
+
+
+def test_decode_is_a_choice_and_only_for_data_sets_that_take_it(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["train", "digits", "lenet", "--decode", "gpu"])
+    assert bad.exit_code == 2 and "--decode" in bad.output
+    other = runner.invoke(cli, ["train", "digits", "lenet", "--decode", "device", "--out", str(tmp_path)])
+    assert other.exit_code == 2 and "does not take --decode" in other.output
