@@ -13,7 +13,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -31,6 +31,7 @@ from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
 from zoo_core.images import centre_box
 from zoo_plugins.datasets import imagefolder_recipe
 from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
+from zoo_plugins.datasets.jpeg import decode_resized, one_thread
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
 CACHE_VERSION = 1
@@ -402,7 +403,7 @@ def _decode_all(
     # disable=None: a bar on a terminal, silence in logs and tests
     with (
         tqdm(total=len(names), desc=f"decoding {split_dir}", unit="img", disable=None, leave=False) as bar,
-        ProcessPoolExecutor(n_workers) if n_workers > 1 else nullcontext() as pool,
+        ProcessPoolExecutor(n_workers, initializer=one_thread) if n_workers > 1 else nullcontext() as pool,
     ):
         mapper = pool.map if pool is not None else map
         args = ([str(split_dir)] * n, chunks, [size] * n, [channels] * n, [keep_aspect] * n)
@@ -443,23 +444,16 @@ def decode_image(
     """One image as uint8 H×W (grey) or H×W×3 (colour), resized to ``size`` = (H, W) when given: the
     whole picture, or with ``keep_aspect`` its centre region of the aspect of ``size`` (torchvision's
     Resize of the shorter side, then CenterCrop, in one resampling)."""
-    from PIL import Image
+    if size is None:
+        from PIL import Image
 
-    with Image.open(path) as img:
-        gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
-        mode = "L" if gray else "RGB"
-        if size is None:
+        with Image.open(path) as img:
+            gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
+            mode = "L" if gray else "RGB"
             return np.asarray(img if img.mode == mode else img.convert(mode))
-        height, width = size
-        box = centre_box(img.size, size) if keep_aspect else (0, 0, *img.size)
-        scale = width / (box[2] - box[0])  # of the region kept: the whole image is drafted at this scale
-        img.draft(mode, (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))  # JPEG only
-        if img.mode != mode:
-            img = img.convert(mode)
-        box = centre_box(img.size, size) if keep_aspect else (0, 0, *img.size)
-        if img.size != (width, height) or box != (0, 0, *img.size):
-            img = img.resize((width, height), Image.Resampling.BILINEAR, box=box)
-        return np.asarray(img)
+    return _resample(
+        path, channels, lambda picture: centre_box(picture, size) if keep_aspect else (0, 0, *picture), size
+    )
 
 
 def decode_crop(
@@ -472,27 +466,50 @@ def decode_crop(
 ) -> np.ndarray:
     """The window ``box`` = (top, left, height, width) of the image as ``decode_image`` would store it at
     ``stored`` = (H, W), resized to ``size``, in one resampling of the file's own pixels: the window is
-    mapped back onto the picture (JPEG draft mode when it shrinks a lot), so a random resized crop costs one
-    decode and one resize, as torchvision's RandomResizedCrop does, not a resize to ``stored`` first."""
+    mapped back onto the picture, so a random resized crop costs one decode and one resize, as
+    torchvision's RandomResizedCrop does, not a resize to ``stored`` first."""
+    top, left, height, width = box
+
+    def window(picture: tuple[int, int]) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = centre_box(picture, stored) if keep_aspect else (0, 0, *picture)
+        sx, sy = (x1 - x0) / stored[1], (y1 - y0) / stored[0]
+        return (x0 + left * sx, y0 + top * sy, x0 + (left + width) * sx, y0 + (top + height) * sy)
+
+    return _resample(path, channels, window, size)
+
+
+def _resample(
+    path: str | Path,
+    channels: int | None,
+    window: Callable[[tuple[int, int]], tuple[float, float, float, float]],
+    size: tuple[int, int],
+) -> np.ndarray:
+    """The region ``window(picture size)`` (left, top, right, bottom) of the image at ``path``, resized to
+    ``size`` = (H, W) bilinearly: a JPEG that draft mode would not shrink by torchvision's decoder and
+    torch's resize (``jpeg.decode_resized``, twice Pillow's speed), anything else by Pillow (JPEG draft
+    mode when it shrinks a lot, then its reducing resize)."""
     from PIL import Image
 
-    top, left, height, width = box
+    height, width = size
     with Image.open(path) as img:
         gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
         mode = "L" if gray else "RGB"
-
-        def window(picture: tuple[int, int]) -> tuple[float, float, float, float]:
-            x0, y0, x1, y1 = centre_box(picture, stored) if keep_aspect else (0, 0, *picture)
-            sx, sy = (x1 - x0) / stored[1], (y1 - y0) / stored[0]
-            return (x0 + left * sx, y0 + top * sy, x0 + (left + width) * sx, y0 + (top + height) * sy)
-
-        x0, _, x1, _ = window(img.size)
-        scale = size[1] / (x1 - x0)
-        img.draft(mode, (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))  # JPEG only
+        region = window(img.size)
+        scale = width / (
+            region[2] - region[0]
+        )  # of the region kept: the whole image is drafted at this scale
+        request = (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale))
+        if img.format == "JPEG" and min(img.size[0] // request[0], img.size[1] // request[1]) < 2:
+            fast = decode_resized(path, gray, region, size)
+            if fast is not None:
+                return fast
+        img.draft(mode, request)  # JPEG only: a reduction by 2, 4 or 8 in the DCT when it fits
         if img.mode != mode:
             img = img.convert(mode)
-        out = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=window(img.size))
-        return np.asarray(out)
+        region = window(img.size)
+        if img.size != (width, height) or region != (0, 0, *img.size):
+            img = img.resize((width, height), Image.Resampling.BILINEAR, box=region)
+        return np.asarray(img)
 
 
 def _stack(split_dir: Path, arrays: list[np.ndarray], paths: list[str]) -> torch.Tensor:

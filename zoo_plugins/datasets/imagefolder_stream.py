@@ -169,7 +169,9 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         n, folder = len(chunks), str(self.split_dir)
         args = ([folder] * n, chunks, [self.size] * n, [self.channels] * n, [self.keep_aspect] * n)
         if n > 1:
-            with ProcessPoolExecutor(n) as pool:
+            from zoo_plugins.datasets.jpeg import one_thread
+
+            with ProcessPoolExecutor(n, initializer=one_thread) as pool:
                 results = list(pool.map(channel_moments, *args))
         else:
             results = [channel_moments(*(arg[0] for arg in args))]
