@@ -180,9 +180,11 @@ RSS_RUN = """
 import json, resource, sys
 from pathlib import Path
 import torch
+from zoo_core.allocator import keep_freed_memory
 from zoo_core.data.loader import make_loader
 from zoo_plugins.datasets.imagefolder import imagefolder
 
+keep_freed_memory()  # as zoo train sets it on a CPU
 tree, size, batch, workers, steps = Path(sys.argv[1]), *(int(v) for v in sys.argv[2:6])
 data = imagefolder(root=tree, split="train", image_size=size, data_mode="stream")
 loader = make_loader(data, batch_size=batch, device="cpu", train=True, flip=True, resized_crop=True,
@@ -303,7 +305,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
 
+    from zoo_core.allocator import keep_freed_memory
     from zoo_core.bench import describe_machine
+
+    if args.device == "cpu":  # the process as zoo train runs it on a CPU (torchvision's loader shares it)
+        keep_freed_memory()
 
     os.environ.setdefault("ZOO_CACHE", str(args.work / "cache"))
     output = args.output or RESULTS / f"imagefolder-stream-{args.device}.md"

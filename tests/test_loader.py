@@ -176,6 +176,9 @@ def test_channels_last_output() -> None:
     dl = loader(make_images(), channels_last=True, crop_padding=1, flip=True)
     x, _ = next(iter(dl))
     assert x.is_contiguous(memory_format=torch.channels_last)
+    # the same values as the contiguous batch, bit for bit (on a CPU, normalized with whole-image planes)
+    flat, _ = next(iter(loader(make_images(), channels_last=False, crop_padding=1, flip=True)))
+    assert torch.equal(x, flat)
 
 
 @pytest.mark.parametrize(("world_size", "drop_last"), [(2, True), (3, False), (4, True), (7, False)])

@@ -119,6 +119,8 @@ class BatchTransform:
         resized_crop: bool = False,
     ) -> None:
         self.scale, self.shift = affine_for(mean, std, device)
+        self._planes_key: tuple[int, ...] | None = None  # the size _planes last expanded scale/shift to
+        self._planes_cache: tuple[torch.Tensor, torch.Tensor] = (self.scale, self.shift)
         self.padding_mode = padding_mode
         self.alternate_flip = alternate_flip and flip and train
         self.crop_padding = crop_padding if train else 0
@@ -168,7 +170,24 @@ class BatchTransform:
             x = random_flip(x, generator)
         if self.channels_last:  # on the uint8 batch: a quarter of the bytes, and the float result inherits it
             x = x.contiguous(memory_format=torch.channels_last)
+            if x.device.type == "cpu":
+                scale, shift = self._planes(x)
+                return torch.mul(x, scale).add_(shift)
         return torch.mul(x, self.scale).add_(self.shift)  # uint8 × float32 promotes inside the kernel
+
+    def _planes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """scale and shift as whole channels_last images (1, C, H, W), made once per size: per-channel
+        values broadcast over a channels_last batch vary along its innermost dimension (C, 3 wide), which
+        a CPU's vector kernels run several times slower (64×3×224×224: 11.6 ms against 3.9 ms); the same
+        values, the same float32 products and sums."""
+        key = tuple(x.shape[-2:])
+        if self._planes_key != key:
+            scale, shift = (
+                t.expand(1, -1, *key).contiguous(memory_format=torch.channels_last)
+                for t in (self.scale, self.shift)
+            )
+            self._planes_key, self._planes_cache = key, (scale, shift)
+        return self._planes_cache
 
     def first(self, images: torch.Tensor) -> torch.Tensor:
         """Images for a data-dependent init: the evaluation view (centre crop), normalized, unaugmented."""
