@@ -18,7 +18,13 @@ from torchvision.transforms.v2 import functional as TF
 from zoo_core.cli import cli
 from zoo_core.data.dataset import InMemoryDataset
 from zoo_core.data.loader import make_loader
-from zoo_core.data.ops import center_crop, random_resized_crop, resized_crop, resized_crop_boxes
+from zoo_core.data.ops import (
+    center_crop,
+    random_resized_crop,
+    resized_crop,
+    resized_crop_box,
+    resized_crop_boxes,
+)
 from zoo_core.images import read_image
 from zoo_core.train.checkpoint import read_card, save_weights
 from zoo_plugins.datasets.imagefolder import imagefolder
@@ -100,6 +106,19 @@ def test_boxes_follow_torchvisions_rule() -> None:
     ref_share = ref.float() / 256**2
     for q in (0.1, 0.5, 0.9):
         assert abs(share.quantile(q) - ref_share.quantile(q)) < 0.03
+
+
+def test_the_one_image_box_follows_the_same_rule() -> None:
+    boxes = torch.tensor([resized_crop_box(256, 256, seed) for seed in range(4000)])
+    top, left, h, w = boxes.T
+    assert ((top >= 0) & (left >= 0) & (top + h <= 256) & (left + w <= 256) & (h > 0) & (w > 0)).all()
+    share = (h * w).float() / 256**2
+    batched = resized_crop_boxes(20000, 256, 256, torch.Generator().manual_seed(1))
+    batched_share = (batched[:, 2] * batched[:, 3]).float() / 256**2
+    for q in (0.1, 0.5, 0.9):
+        assert abs(share.quantile(q) - batched_share.quantile(q)) < 0.03
+    assert resized_crop_box(256, 256, 7) == resized_crop_box(256, 256, 7) != resized_crop_box(256, 256, 8)
+    assert resized_crop_box(4, 400, 0, scale=(0.9, 1.0)) == (0, 197, 4, 5)  # no draw fits: the fallback
 
 
 def test_an_image_no_draw_fits_gets_the_centre_crop_with_its_ratio_clamped() -> None:
@@ -197,8 +216,8 @@ def test_the_streamed_imagefolder_cuts_its_training_crops_from_the_files(photos:
     x = torch.cat([x for x, _ in loader])
     scale, shift = (torch.tensor(v).view(3, 1, 1) for v in (streamed.std, streamed.mean))
     for k in range(len(x)):
-        box = resized_crop_boxes(1, 146, 146, torch.Generator().manual_seed(mix(0, CROP_STREAM, 0, 0, k)))
-        expected, _ = streamed.cropped(k, box[0].tolist(), (128, 128))
+        box = resized_crop_box(146, 146, mix(0, CROP_STREAM, 0, 0, k))
+        expected, _ = streamed.cropped(k, box, (128, 128))
         levels = (x[k] * scale + shift) * 255
         assert (levels - expected.float()).abs().max() < 1e-3
 
@@ -318,7 +337,7 @@ def test_a_streamed_set_on_a_cpu_cuts_its_crops_in_the_workers_by_the_same_rule(
     assert all(x.shape == (4, 3, 128, 128) for x in batches)
     got = torch.cat(batches)
     for k in range(len(got)):  # sample k of the (unshuffled) epoch: its box from its own seed
-        box = resized_crop_boxes(1, 146, 146, torch.Generator().manual_seed(mix(0, CROP_STREAM, 2, 0, k)))
+        box = torch.tensor([resized_crop_box(146, 146, mix(0, CROP_STREAM, 2, 0, k))])
         exact = resized_crop(data.images[k : k + 1], box, (128, 128))[0]
         # the same bilinear rule as the batched crop on the device, in uint8 in the worker (torch's uint8
         # kernel weighs in fixed point: within a level, and on average a rounding apart)

@@ -42,7 +42,7 @@ from zoo_core.data.ops import (
     random_flip,
     random_resized_crop,
     random_window,
-    resized_crop_boxes,
+    resized_crop_box,
 )
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import ZooError
@@ -613,7 +613,7 @@ class _TensorPairs(torch.utils.data.Dataset):
 
 class _WorkerCrop(torch.utils.data.Dataset):
     """A streamed data set whose samples are cut in the DataLoader workers by torchvision's
-    RandomResizedCrop rule (``resized_crop_boxes`` on the image as stored) and resized to ``size``: indices
+    RandomResizedCrop rule (``resized_crop_box`` on the image as stored) and resized to ``size``: indices
     come as (index, seed of the crop's box). A data set with a ``cropped(index, box, size)`` method cuts the
     window itself (the streamed imagefolder: from the file's pixels, in one resampling); any other is cut
     here from the stored image, bilinearly without antialiasing as ``BatchTransform`` does, in uint8."""
@@ -627,12 +627,10 @@ class _WorkerCrop(torch.utils.data.Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = item
-        generator = torch.Generator().manual_seed(seed)
         if self.stored is not None:
-            box = resized_crop_boxes(1, *self.stored, generator)[0].tolist()
-            return self.dataset.cropped(index, box, self.size)
+            return self.dataset.cropped(index, resized_crop_box(*self.stored, seed), self.size)
         image, label = self.dataset[index]
-        top, left, height, width = resized_crop_boxes(1, *image.shape[-2:], generator)[0].tolist()
+        top, left, height, width = resized_crop_box(*image.shape[-2:], seed)
         window = image[None, :, top : top + height, left : left + width]
         # uint8 channels_last is torch's fast CPU path for bilinear resizing (about 0.1 ms at 224 px)
         window = window.contiguous(memory_format=torch.channels_last)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -488,19 +489,22 @@ def _resample(
     ``size`` = (H, W) bilinearly: a JPEG that draft mode would not shrink by torchvision's decoder and
     torch's resize (``jpeg.decode_resized``, twice Pillow's speed), anything else by Pillow (JPEG draft
     mode when it shrinks a lot, then its reducing resize)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     height, width = size
-    with Image.open(path) as img:
+    data = Path(path).read_bytes()  # once, for Pillow's header and torchvision's decoder alike
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from None
+    with opened as img:
         gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
         mode = "L" if gray else "RGB"
         region = window(img.size)
-        scale = width / (
-            region[2] - region[0]
-        )  # of the region kept: the whole image is drafted at this scale
+        scale = width / (region[2] - region[0])  # of the region kept: the image is drafted at this scale
         request = (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale))
         if img.format == "JPEG" and min(img.size[0] // request[0], img.size[1] // request[1]) < 2:
-            fast = decode_resized(path, gray, region, size)
+            fast = decode_resized(data, gray, region, size)
             if fast is not None:
                 return fast
         img.draft(mode, request)  # JPEG only: a reduction by 2, 4 or 8 in the DCT when it fits

@@ -13,27 +13,26 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 
 
 def decode_resized(
-    path: str | Path, gray: bool, region: Sequence[float], size: tuple[int, int]
+    data: bytes, gray: bool, region: Sequence[float], size: tuple[int, int]
 ) -> np.ndarray | None:
-    """The JPEG at ``path`` as uint8 H×W (``gray``) or H×W×3, its ``region`` (left, top, right, bottom in
+    """The JPEG file ``data`` as uint8 H×W (``gray``) or H×W×3, its ``region`` (left, top, right, bottom in
     pixels, rounded to whole ones) resized to ``size`` = (H, W) bilinearly with antialiasing; None where
     torchvision cannot do it (the caller then uses Pillow)."""
     try:
         from torchvision.io import ImageReadMode, decode_jpeg
     except ImportError:
         return None
-    data = torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8)
+    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            picture = decode_jpeg(data, mode=ImageReadMode.GRAY if gray else ImageReadMode.RGB)
+            picture = decode_jpeg(encoded, mode=ImageReadMode.GRAY if gray else ImageReadMode.RGB)
     except (RuntimeError, ValueError):
         return None
     h, w = picture.shape[-2:]
