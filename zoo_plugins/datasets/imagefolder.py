@@ -35,7 +35,7 @@ from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
 from zoo_plugins.datasets.jpeg import decode_resized, one_thread
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: JPEGs that draft mode would not shrink decode with torchvision (jpeg.py)
 DECODERS = ("workers", "device")  # where a streamed split decodes its JPEGs
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip

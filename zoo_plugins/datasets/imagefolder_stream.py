@@ -144,14 +144,15 @@ class StreamingImageFolder(torch.utils.data.Dataset):
                     file=sys.stderr,
                     flush=True,
                 )
-            image = torch.from_numpy(np.array(array))  # a writable copy of Pillow's read-only buffer
+            # a writable copy where the decoder's buffer is read-only (Pillow's); torchvision's is not
+            image = torch.from_numpy(array if array.flags.writeable else np.array(array))
             if image.dim() == 2:
                 image = image[None]
-            elif image.dim() == 3:
-                image = image.permute(2, 0, 1)
+            elif image.dim() == 3:  # C×H×W as the decoder laid it out (H×W×C in memory): the DataLoader's
+                image = image.permute(2, 0, 1)  # stacking of the batch is the one copy that reorders it
             if read_from is not None:
                 read_from.append(i)
-            return image.contiguous(), self.targets[i]
+            return image, self.targets[i]
         raise ZooError(f"None of the {len(self.paths)} images under {self.split_dir} could be read")
 
     def _stats(self, cache_file: Path | None, workers: int | None) -> tuple[tuple[float, ...], ...]:
