@@ -167,17 +167,7 @@ def resized_crop_boxes(
     w = w.gather(1, first).squeeze(1)
     top = (u[..., 2].gather(1, first).squeeze(1) * (height - h + 1)).floor().clamp(max=height - h)
     left = (u[..., 3].gather(1, first).squeeze(1) * (width - w + 1)).floor().clamp(max=width - w)
-    # the fallback: the whole image, its ratio clamped into the range, centred
-    in_ratio = width / height
-    if in_ratio < ratio[0]:
-        fw, fh = width, round(width / ratio[0])
-    elif in_ratio > ratio[1]:
-        fw, fh = round(height * ratio[1]), height
-    else:
-        fw, fh = width, height
-    fallback = torch.tensor(
-        [(height - fh) // 2, (width - fw) // 2, fh, fw], dtype=torch.float32, device=top.device
-    )
+    fallback = torch.tensor(_fallback_box(height, width, ratio), dtype=torch.float32, device=top.device)
     boxes = torch.stack([top, left, h, w], dim=1)
     boxes = torch.where(any_fits.view(n, 1), boxes, fallback.view(1, 4))
     return boxes.long()
@@ -205,7 +195,13 @@ def resized_crop_box(
         h = round(math.sqrt(target / aspect))
         if 0 < w <= width and 0 < h <= height:
             return rng.randint(0, height - h), rng.randint(0, width - w), h, w
-    in_ratio = width / height  # the fallback: the whole image, its ratio clamped into the range, centred
+    return _fallback_box(height, width, ratio)
+
+
+def _fallback_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+    """RandomResizedCrop's box when no draw fits: the whole image, its ratio clamped into ``ratio``,
+    centred (top, left, height, width)."""
+    in_ratio = width / height
     if in_ratio < ratio[0]:
         w, h = width, round(width / ratio[0])
     elif in_ratio > ratio[1]:
