@@ -227,12 +227,14 @@ def render(doc: dict) -> str:
         f"- Tree: {doc['images']:,} JPEG photos (quality 90, 300–500 px a side) in {CLASSES} classes, "
         f"read at {doc['size']}×{doc['size']}; batch {doc['batch']}, {doc['workers']} workers; "
         f"{doc['rounds']} alternating rounds of {doc['batches']} timed batches after {doc['warmup']}.",
-        "- zoo: the streamed imagefolder; its workers decode each photo (JPEG draft mode, one reducing "
-        "resize) to the stored size into uint8 batches; (imagenet) the random resized crop is cut "
+        "- zoo: the streamed imagefolder; its workers decode each photo (torchvision's JPEG decoder, or "
+        "Pillow's draft mode where it shrinks a photo by 2 or more) and resize it into uint8 batches; "
+        "(imagenet) the random resized crop "
         + (
-            "in the workers too, in uint8, as zoo does on a CPU"
+            "is cut in the workers too, as zoo does on a CPU: the window of the stored image mapped back "
+            "onto the photo, one resize"
             if doc["device"] == "cpu"
-            else "on the device, a batch at a time"
+            else "is cut on the device, a batch at a time, from the stored image"
         )
         + "; flip and normalization run on the device (here: the main process). torchvision: "
         "ImageFolder + DataLoader with the same workers, batch and pinning, every transform per image in "
