@@ -71,7 +71,7 @@ def test_device_decoding_gives_the_workers_images_up_to_the_resize_filter(jpegs:
 def test_the_loader_follows_the_data_sets_choice(jpegs: Path) -> None:
     data = streamed(jpegs, "device")
     loader = make_loader(data, batch_size=4, device="cpu", train=True, resized_crop=True, num_workers=1)
-    assert loader.decode_on_device and not loader.crop_in_workers  # the device cuts the crops
+    assert loader.decode_on_device and not loader.augment_in_workers  # the device cuts the crops
     x, _ = next(iter(loader))
     assert x.shape == (4, 3, 128, 128)
 

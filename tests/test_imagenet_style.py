@@ -212,7 +212,7 @@ def test_the_streamed_imagefolder_cuts_its_training_crops_from_the_files(photos:
     loader = make_loader(
         streamed, batch_size=4, device="cpu", train=True, shuffle=False, resized_crop=True, num_workers=1
     )
-    assert loader.crop_in_workers
+    assert loader.augment_in_workers
     x = torch.cat([x for x, _ in loader])
     scale, shift = (torch.tensor(v).view(3, 1, 1) for v in (streamed.std, streamed.mean))
     for k in range(len(x)):
@@ -305,7 +305,13 @@ def test_training_batches_are_random_resized_crops_replayed_per_seed_and_epoch(s
     assert not any(torch.equal(x, y) for x, y in zip(a, [x for x, _ in centre], strict=False))
 
 
-def worker_crop_loader(data: InMemoryDataset, crop_in_workers: bool | None, workers: int = 1, seed: int = 0):
+def worker_crop_loader(
+    data: InMemoryDataset,
+    augment_in_workers: bool | None,
+    workers: int = 1,
+    seed: int = 0,
+    **options,
+):
     from zoo_core.data.loader import StreamLoader, _TensorPairs
 
     return StreamLoader(
@@ -320,7 +326,8 @@ def worker_crop_loader(data: InMemoryDataset, crop_in_workers: bool | None, work
         resized_crop=True,
         num_workers=workers,
         seed=seed,
-        crop_in_workers=crop_in_workers,
+        augment_in_workers=augment_in_workers,
+        **options,
     )
 
 
@@ -329,9 +336,9 @@ def test_a_streamed_set_on_a_cpu_cuts_its_crops_in_the_workers_by_the_same_rule(
 
     data = stored_set()
     loader = worker_crop_loader(data, None)  # the default on a CPU
-    assert loader.crop_in_workers and not loader.transform.resized_crop
-    assert not worker_crop_loader(data, None, workers=0).crop_in_workers  # no workers: on the batch
-    assert not worker_crop_loader(data, False).crop_in_workers
+    assert loader.augment_in_workers and not loader.transform.resized_crop
+    assert not worker_crop_loader(data, None, workers=0).augment_in_workers  # no workers: on the batch
+    assert not worker_crop_loader(data, False).augment_in_workers
     loader.set_epoch(2)
     batches = [x for x, _ in loader]
     assert all(x.shape == (4, 3, 128, 128) for x in batches)
@@ -354,6 +361,35 @@ def test_worker_crops_replay_per_seed_epoch_and_resumed_batch() -> None:
     assert not torch.equal(next(iter(again))[0], first[0])
     other = worker_crop_loader(data, True, seed=1)
     assert not torch.equal(next(iter(other))[0], first[0])
+
+
+def test_workers_flip_after_the_crop_with_the_same_seed_and_stack_channels_last() -> None:
+    import random
+
+    from zoo_core.data.loader import CROP_STREAM, mix
+
+    data = stored_set()
+    flipped = worker_crop_loader(data, True, flip=True, channels_last=True)
+    assert flipped.augment_in_workers and not flipped.transform.flip  # the main process flips nothing
+    batches = [x for x, _ in flipped]
+    assert all(x.is_contiguous(memory_format=torch.channels_last) for x in batches)
+    got = torch.cat(batches)
+    plain = torch.cat([x for x, _ in worker_crop_loader(data, True)])  # the same boxes, no flips
+    mirrored = 0
+    for k in range(len(got)):
+        rng = random.Random(mix(0, CROP_STREAM, 0, 0, k))
+        resized_crop_box(146, 146, rng)  # the crop's draws come first
+        mirror = rng.random() < 0.5
+        assert torch.equal(got[k], plain[k].flip(-1) if mirror else plain[k])
+        mirrored += mirror
+    assert 0 < mirrored < len(got)
+
+
+def test_alternating_flips_stay_with_the_main_process() -> None:
+    data = stored_set()
+    loader = worker_crop_loader(data, True, flip=True, alternate_flip=True)
+    assert loader.augment_in_workers  # the crops still are cut in the workers
+    assert loader.transform.alternate_flip and loader.transform.flip
 
 
 def test_a_data_init_sees_the_evaluation_view() -> None:

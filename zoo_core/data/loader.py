@@ -11,8 +11,9 @@ Randomness is a pure function of the seed, so a resumed run replays the same bat
 - with ``alternate_flip`` (airbench's derandomised flip) image ``i`` is mirrored in epoch ``e`` exactly when
   ``first[i] != (e odd)``, ``first`` being a fair coin per image drawn once from ``mix(seed, FLIP_STREAM)``:
   each image is seen mirrored every other epoch, half the images starting mirrored;
-- a streamed set on a CPU cuts its random resized crops in the DataLoader workers, image by image: the box
-  of the sample at position ``k`` of epoch ``e`` on rank ``r`` comes from ``mix(seed, CROP_STREAM, e, r, k)``.
+- a streamed set on a CPU draws its random resized crops and random flips in the DataLoader workers, image
+  by image: those of the sample at position ``k`` of epoch ``e`` on rank ``r`` come from
+  ``random.Random(mix(seed, CROP_STREAM, e, r, k))``.
 Sharding: rank ``r`` takes every ``world_size``-th index of the permutation from ``r``, so the union of the
 ranks' batch ``b`` is the global batch ``b`` of a single process. For training the permutation is first cut
 to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else padding it by wrapping around, as
@@ -26,6 +27,7 @@ import abc
 import hashlib
 import math
 import os
+import random
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -439,7 +441,7 @@ class StreamLoader(_EpochLoader):
         size: tuple[int, int] | None = None,
         resized_crop: bool = False,
         num_workers: int | None = None,
-        crop_in_workers: bool | None = None,
+        augment_in_workers: bool | None = None,
         decode_on_device: bool | None = None,
     ) -> None:
         super().__init__(
@@ -468,20 +470,30 @@ class StreamLoader(_EpochLoader):
             decode_on_device = getattr(dataset, "decode", "workers") == "device"
         self.decode_on_device = bool(decode_on_device)
         if self.decode_on_device:  # the workers read files, the device decodes them: it cuts the crops too
-            crop_in_workers = False
+            augment_in_workers = False
             dataset = _Encoded(dataset)
-        if crop_in_workers is None:  # on a GPU the batched crop is a few kernels; on a CPU it would hold the
-            # main process, on the cores the decoding workers need (results/imagefolder-stream-cpu.md)
-            crop_in_workers = self.device.type == "cpu"
-        self.crop_in_workers = bool(crop_in_workers and self.transform.resized_crop and workers > 0)
-        if self.crop_in_workers:
+        if augment_in_workers is None:  # on a GPU the batched crop and flip are a few kernels; on a CPU they
+            # would hold the main process, on the cores the decoding workers need
+            augment_in_workers = self.device.type == "cpu"
+        # the random resized crop, and with it the random flip (alternating flips go by image index): other
+        # augmentations stay on the batch, so a streamed set's batches equal those of the set held in memory
+        crop = self.transform.resized_crop
+        flip = self.transform.flip and not self.transform.alternate_flip
+        self.augment_in_workers = bool(augment_in_workers and crop and workers > 0)
+        if self.augment_in_workers:
             stored = tuple(int(v) for v in dataset[0][0].shape[-2:]) if size is None else None
-            dataset = _WorkerCrop(dataset, self.transform.size or stored)
+            dataset = _WorkerAugment(dataset, self.transform.size or stored, flip)
             self.transform.resized_crop = False  # the batches arrive cut to size
+            self.transform.flip = self.transform.flip and not flip  # and flipped
+        collate = None
+        if self.decode_on_device:
+            collate = _collate_encoded
+        elif self.transform.channels_last and self.device.type == "cpu":
+            collate = _collate_channels_last
         self._sampler = _ShardSampler(
             self.n,
             self.num_samples,
-            crop_seeds=self.crop_in_workers,
+            crop_seeds=self.augment_in_workers,
             seed=seed,
             shuffle=self.shuffle,
             drop_last=self.drop_last,
@@ -497,7 +509,7 @@ class StreamLoader(_EpochLoader):
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
-            collate_fn=_collate_encoded if self.decode_on_device else None,
+            collate_fn=collate,
         )
 
     def first_images(self, n: int) -> torch.Tensor:
@@ -611,15 +623,17 @@ class _TensorPairs(torch.utils.data.Dataset):
         return self.images[index], int(self.labels[index])
 
 
-class _WorkerCrop(torch.utils.data.Dataset):
-    """A streamed data set whose samples are cut in the DataLoader workers by torchvision's
-    RandomResizedCrop rule (``resized_crop_box`` on the image as stored) and resized to ``size``: indices
-    come as (index, seed of the crop's box). A data set with a ``cropped(index, box, size)`` method cuts the
-    window itself (the streamed imagefolder: from the file's pixels, in one resampling); any other is cut
-    here from the stored image, bilinearly without antialiasing as ``BatchTransform`` does, in uint8."""
+class _WorkerAugment(torch.utils.data.Dataset):
+    """A streamed data set whose samples are cut and flipped in the DataLoader workers; indices come as
+    (index, seed), and each image draws its random resized crop (to ``size``: torchvision's rule on the
+    image as stored, ``resized_crop_box``) and then, with ``flip``, a fair coin from
+    ``random.Random(seed)``. A data set with a ``cropped(index, box, size)`` method cuts the window itself
+    (the streamed imagefolder: from the file's pixels, in one resampling); any other is cut here from the
+    stored image, bilinearly without antialiasing as ``BatchTransform`` does, in uint8."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int]) -> None:
-        self.dataset, self.size = dataset, (int(size[0]), int(size[1]))
+    def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int], flip: bool = False) -> None:
+        self.dataset, self.flip = dataset, flip
+        self.size = (int(size[0]), int(size[1]))
         self.stored = getattr(dataset, "size", None) if hasattr(dataset, "cropped") else None
 
     def __len__(self) -> int:
@@ -627,15 +641,37 @@ class _WorkerCrop(torch.utils.data.Dataset):
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, seed = item
+        rng = random.Random(seed)
         if self.stored is not None:
-            return self.dataset.cropped(index, resized_crop_box(*self.stored, seed), self.size)
-        image, label = self.dataset[index]
-        top, left, height, width = resized_crop_box(*image.shape[-2:], seed)
-        window = image[None, :, top : top + height, left : left + width]
-        # uint8 channels_last is torch's fast CPU path for bilinear resizing (about 0.1 ms at 224 px)
-        window = window.contiguous(memory_format=torch.channels_last)
-        cut = torch.nn.functional.interpolate(window, self.size, mode="bilinear", align_corners=False)
-        return cut[0].contiguous(), label
+            image, label = self.dataset.cropped(index, resized_crop_box(*self.stored, rng), self.size)
+        else:
+            image, label = self.dataset[index]
+            top, left, height, width = resized_crop_box(*image.shape[-2:], rng)
+            window = image[None, :, top : top + height, left : left + width]
+            # uint8 channels_last is torch's fast CPU path for bilinear resizing (about 0.1 ms at 224 px)
+            window = window.contiguous(memory_format=torch.channels_last)
+            cut = torch.nn.functional.interpolate(window, self.size, mode="bilinear", align_corners=False)
+            image = cut[0]
+        if self.flip and rng.random() < 0.5:
+            image = image.flip(-1)
+        return image, label
+
+
+def _collate_channels_last(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uint8 batch stacked straight into channels_last (the layout the CPU's model takes), in shared
+    memory inside a worker as PyTorch's own collation does: an image decoded as H×W×C goes in with one
+    plain copy, where stacking to N×C×H×W and converting later would reorder every byte twice."""
+    images = [image for image, _ in batch]
+    n, (c, h, w) = len(images), images[0].shape
+    first = images[0]
+    if torch.utils.data.get_worker_info() is not None:  # the main process maps it rather than copies it
+        flat = first.new(first._typed_storage()._new_shared(n * c * h * w, device=first.device))
+    else:
+        flat = torch.empty(n * c * h * w, dtype=first.dtype)
+    out = flat.as_strided((n, c, h, w), (h * w * c, 1, w * c, c))
+    for k, image in enumerate(images):
+        out[k].copy_(image)
+    return out, torch.tensor([label for _, label in batch], dtype=torch.int64)
 
 
 class _Encoded(torch.utils.data.Dataset):

@@ -176,16 +176,17 @@ def resized_crop_boxes(
 def resized_crop_box(
     height: int,
     width: int,
-    seed: int,
+    seed: int | random.Random,
     scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     attempts: int = 10,
 ) -> tuple[int, int, int, int]:
     """One RandomResizedCrop box (top, left, height, width) for an image of height × width, drawn from
-    ``random.Random(seed)``: torchvision's rule (``RandomResizedCrop.get_params``) in plain Python, for a
-    DataLoader worker that cuts one image at a time, where the ~25 small tensor operations of
-    ``resized_crop_boxes`` would cost a fifth of the image's decoding."""
-    rng = random.Random(seed)
+    ``random.Random(seed)`` (or the generator ``seed`` itself): torchvision's rule
+    (``RandomResizedCrop.get_params``) in plain Python, for a DataLoader worker that cuts one image at a
+    time, where the ~25 small tensor operations of ``resized_crop_boxes`` would cost a fifth of the
+    image's decoding."""
+    rng = seed if isinstance(seed, random.Random) else random.Random(seed)
     area = height * width
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     for _ in range(attempts):
