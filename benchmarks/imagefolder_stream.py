@@ -104,7 +104,10 @@ MODES = {"resize": (1.0, False, "Resize"), "imagenet": (None, True, "RandomResiz
 def zoo_batches(
     tree: Path, size: int, batch: int, workers: int, device: str, mode: str, decode: str = "workers"
 ):
+    import torch
+
     from zoo_core.data.loader import make_loader
+    from zoo_core.device import default_channels_last
     from zoo_plugins.datasets.imagefolder import imagefolder
 
     crop_pct, resized_crop, _ = MODES[mode]
@@ -119,6 +122,7 @@ def zoo_batches(
         flip=True,
         resized_crop=resized_crop,
         num_workers=workers,
+        channels_last=default_channels_last(torch.device(device).type),  # the layout zoo train picks there
     )
 
     def batches():
@@ -188,9 +192,10 @@ keep_freed_memory()  # as zoo train sets it on a CPU
 tree, size, batch, workers, steps = Path(sys.argv[1]), *(int(v) for v in sys.argv[2:6])
 data = imagefolder(root=tree, split="train", image_size=size, data_mode="stream")
 loader = make_loader(data, batch_size=batch, device="cpu", train=True, flip=True, resized_crop=True,
-                     num_workers=workers)
+                     num_workers=workers, channels_last=True)  # zoo train's layout on a CPU
 model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1),
                             torch.nn.Flatten(), torch.nn.Linear(8, len(data.classes)))
+model = model.to(memory_format=torch.channels_last)
 opt = torch.optim.SGD(model.parameters(), lr=0.01)
 for step, (x, y) in enumerate(loader):
     loss = torch.nn.functional.cross_entropy(model(x), y)
