@@ -234,15 +234,16 @@ def render(doc: dict) -> str:
         f"{doc['rounds']} alternating rounds of {doc['batches']} timed batches after {doc['warmup']}.",
         "- zoo: the streamed imagefolder; its workers decode each photo (torchvision's JPEG decoder, or "
         "Pillow's draft mode where it shrinks a photo by 2 or more) and resize it into uint8 batches; "
-        "(imagenet) the random resized crop "
         + (
-            "is cut in the workers too, as zoo does on a CPU: the window of the stored image mapped back "
-            "onto the photo, one resize"
+            "(imagenet) the random resized crop and the flip are drawn in the workers too, as zoo does on "
+            "a CPU: the crop is the window of the stored image mapped back onto the photo, one resize; "
+            "the batches are stacked channels_last (zoo train's layout on a CPU); (resize) the flip, and "
+            "the normalization, run on the device, here the main process. torchvision: "
             if doc["device"] == "cpu"
-            else "is cut on the device, a batch at a time, from the stored image"
+            else "(imagenet) the random resized crop is cut on the device, a batch at a time, from the "
+            "stored image; flip and normalization run on the device too. torchvision: "
         )
-        + "; flip and normalization run on the device (here: the main process). torchvision: "
-        "ImageFolder + DataLoader with the same workers, batch and pinning, every transform per image in "
+        + "ImageFolder + DataLoader with the same workers, batch and pinning, every transform per image in "
         "the workers (the first named below, then RandomHorizontalFlip, ToTensor, Normalize).",
         "",
         "| mode | zoo stores | torchvision's first transform | zoo img/s | torchvision img/s "
