@@ -202,13 +202,11 @@ def apply_policy(
         )
         current, position = grouped, torch.empty_like(order)
         position[order] = torch.arange(len(order), device=order.device)
-    out = torch.index_select(current, 0, position, out=torch.empty_like(x, dtype=current.dtype))
-    if out.dtype != x.dtype:
-        out = out.to(x.dtype)
     if len(steps) > 1 and not levels:  # images no step changed went there and back: take them as they came
         skip = ops.index("identity") if "identity" in ops else -1
         touched = torch.stack([(op >= 0) & (op != skip) for op, _ in steps]).any(0)
         kept = (~touched).nonzero().squeeze(1)
-        if len(kept):
-            out.index_copy_(0, kept, x.index_select(0, kept))
-    return out
+        if len(kept):  # into the contiguous working copy, before the one gather that restores x's layout
+            current.index_copy_(0, position[kept], x.index_select(0, kept).to(current.dtype))
+    out = torch.index_select(current, 0, position, out=torch.empty_like(x, dtype=current.dtype))
+    return out if out.dtype == x.dtype else out.to(x.dtype)
