@@ -524,12 +524,9 @@ class StreamLoader(_EpochLoader):
         # the same order the sampler draws, for the alternating flip's per-image rule (host generator)
         order = self._order(torch.Generator()) if self._first_flips is not None else None
         for b, (x, y) in enumerate(_one_line_errors(self._loader), start=batch_index):
-            if self.decode_on_device:
+            if self.decode_on_device:  # an image that did not decode: another of the batch, its label too
                 x, stand_ins = self.dataset.decode_batch(x, self.device)
-                for (
-                    k,
-                    j,
-                ) in stand_ins:  # an image that did not decode: another one of the batch, its label too
+                for k, j in stand_ins:
                     y[k] = y[j]
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
@@ -665,6 +662,7 @@ def _collate_channels_last(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[t
     n, (c, h, w) = len(images), images[0].shape
     first = images[0]
     if torch.utils.data.get_worker_info() is not None:  # the main process maps it rather than copies it
+        # (the storage call torch.utils.data's default_collate makes for the same purpose)
         flat = first.new(first._typed_storage()._new_shared(n * c * h * w, device=first.device))
     else:
         flat = torch.empty(n * c * h * w, dtype=first.dtype)

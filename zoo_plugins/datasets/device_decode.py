@@ -7,11 +7,13 @@ a C×H×W uint8 tensor at the stored size, as the worker path does). On the devi
 stored aspect (its centre, as ``decode_image`` with ``keep_aspect``) and resized bilinearly with
 antialiasing, in float32, rounded to uint8: Pillow's reducing resize of the worker path, up to a level or
 two where the two libraries' filters differ. Whether this beats decoding in the workers depends on the GPU,
-the CPU cores and the photos: measured in benchmarks/imagefolder_stream.py (``--decode``), not assumed.
+the CPU cores and the photos: measured by benchmarks/imagefolder_stream.py ``--decode-on-device`` (step 10
+of gpu_checks.sh), not assumed.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +22,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 
 
 def is_jpeg(data: bytes) -> bool:
+    """Whether a file's bytes start as a JPEG's do (whatever its name says)."""
     return data[:3] == JPEG_MAGIC
 
 
@@ -43,15 +46,17 @@ def decode_batch(
             out[k].copy_(item, non_blocking=True)
     if jpegs:
         data = [items[k] for k in jpegs]
-        try:
-            pictures = decode_jpeg(data, mode=mode, device=device)
-        except Exception:  # one damaged file fails the whole call: decode them one by one to find it
-            pictures = []
-            for one in data:
-                try:
-                    pictures.append(decode_jpeg(one, mode=mode, device=device))
-                except Exception:  # nvJPEG and libjpeg raise differently; either way it is unreadable
-                    pictures.append(None)
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec's
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                pictures = decode_jpeg(data, mode=mode, device=device)
+            except Exception:  # one damaged file fails the whole call: decode them one by one to find it
+                pictures = []
+                for one in data:
+                    try:
+                        pictures.append(decode_jpeg(one, mode=mode, device=device))
+                    except Exception:  # nvJPEG and libjpeg raise differently; either way it is unreadable
+                        pictures.append(None)
         for k, picture in zip(jpegs, pictures, strict=True):
             if picture is None:
                 failed.append(k)
