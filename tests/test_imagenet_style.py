@@ -27,7 +27,7 @@ from zoo_core.data.ops import (
 )
 from zoo_core.images import read_image
 from zoo_core.train.checkpoint import read_card, save_weights
-from zoo_plugins.datasets.imagefolder import imagefolder
+from zoo_plugins.datasets.imagefolder import decode_image, imagefolder
 
 
 @pytest.fixture(autouse=True)
@@ -220,6 +220,17 @@ def test_the_streamed_imagefolder_cuts_its_training_crops_from_the_files(photos:
         expected, _ = streamed.cropped(k, box, (128, 128))
         levels = (x[k] * scale + shift) * 255
         assert (levels - expected.float()).abs().max() < 1e-3
+
+
+def test_a_squashing_resize_drafts_no_axis_below_its_target(tmp_path: Path) -> None:
+    # 900×500 to 224×224: the width may be drafted by 4, the height only by 2. One scale for both axes
+    # drafted the height to 125 rows and stretched it back to 224 (9.3 levels off a full-size resize)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (250, 450, 3), dtype=np.uint8)
+    Image.fromarray(pixels).resize((900, 500), Image.Resampling.BILINEAR).save(tmp_path / "p.jpg", quality=95)
+    full = Image.open(tmp_path / "p.jpg").convert("RGB").resize((224, 224), Image.Resampling.BILINEAR)
+    got = decode_image(tmp_path / "p.jpg", (224, 224), 3, False)
+    assert np.abs(got.astype(int) - np.asarray(full).astype(int)).mean() < 5
 
 
 def test_the_streamed_sets_statistics_equal_the_held_ones_when_the_sample_is_every_image(

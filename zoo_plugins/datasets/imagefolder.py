@@ -501,8 +501,13 @@ def _resample(
         gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
         mode = "L" if gray else "RGB"
         region = window(img.size)
-        scale = width / (region[2] - region[0])  # of the region kept: the image is drafted at this scale
-        request = (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale))
+        # the size the whole picture may shrink to while the region stays at least ``size``, per axis: a
+        # squashing resize scales its axes differently, and one scale for both would draft the longer side
+        # below its target and then stretch it back
+        request = (
+            math.ceil(img.size[0] * width / (region[2] - region[0])),
+            math.ceil(img.size[1] * height / (region[3] - region[1])),
+        )
         if img.format == "JPEG" and min(img.size[0] // request[0], img.size[1] // request[1]) < 2:
             fast = decode_resized(data, gray, region, size)
             if fast is not None:
