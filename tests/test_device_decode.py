@@ -100,3 +100,25 @@ def test_decode_is_a_choice_and_only_for_data_sets_that_take_it(tmp_path: Path) 
     assert bad.exit_code == 2 and "--decode" in bad.output
     other = runner.invoke(cli, ["train", "digits", "lenet", "--decode", "device", "--out", str(tmp_path)])
     assert other.exit_code == 2 and "does not take --decode" in other.output
+
+
+@pytest.mark.parametrize(
+    ("mode", "options", "components"),
+    [("RGB", {}, 3), ("RGB", {"progressive": True}, 3), ("L", {}, 1), ("CMYK", {}, 4)],
+)
+def test_the_jpeg_header_walk_reads_what_pillow_reads(tmp_path: Path, mode, options, components) -> None:
+    from zoo_plugins.datasets.jpeg import jpeg_header
+
+    path = tmp_path / "p.jpg"
+    Image.fromarray(photo(0, (150, 230))).convert(mode).save(path, quality=90, **options)
+    assert jpeg_header(path.read_bytes()) == (230, 150, components)
+
+
+def test_the_jpeg_header_walk_gives_up_on_anything_else(tmp_path: Path) -> None:
+    from zoo_plugins.datasets.jpeg import jpeg_header
+
+    Image.fromarray(photo(0, (40, 40))).save(tmp_path / "p.png")
+    Image.fromarray(photo(0, (40, 40))).save(tmp_path / "p.jpg")
+    assert jpeg_header((tmp_path / "p.png").read_bytes()) is None
+    assert jpeg_header((tmp_path / "p.jpg").read_bytes()[:20]) is None  # cut before its frame header
+    assert jpeg_header(b"\xff\xd8\xff\xda\x00\x02") is None  # a scan with no frame before it

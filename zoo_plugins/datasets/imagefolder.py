@@ -32,7 +32,7 @@ from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
 from zoo_core.images import centre_box
 from zoo_plugins.datasets import imagefolder_recipe
 from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
-from zoo_plugins.datasets.jpeg import decode_resized, one_thread
+from zoo_plugins.datasets.jpeg import decode_resized, jpeg_header, one_thread
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
 CACHE_VERSION = 2  # 2: JPEGs that draft mode would not shrink decode with torchvision (jpeg.py)
@@ -491,8 +491,15 @@ def _resample(
     mode when it shrinks a lot, then its reducing resize)."""
     from PIL import Image, UnidentifiedImageError
 
-    height, width = size
-    data = Path(path).read_bytes()  # once, for Pillow's header and torchvision's decoder alike
+    data = Path(path).read_bytes()  # once, for the header and the decoder alike
+    header = jpeg_header(data)  # (width, height, components) of a JPEG, read without Pillow
+    if header is not None:
+        gray = channels == 1 or (channels is None and header[2] == 1)
+        region = window(header[:2])
+        if _draft_factor(header[:2], region, size) < 2:
+            fast = decode_resized(data, gray, region, size)
+            if fast is not None:
+                return fast
     try:
         opened = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
@@ -500,25 +507,31 @@ def _resample(
     with opened as img:
         gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
         mode = "L" if gray else "RGB"
-        region = window(img.size)
-        # the size the whole picture may shrink to while the region stays at least ``size``, per axis: a
-        # squashing resize scales its axes differently, and one scale for both would draft the longer side
-        # below its target and then stretch it back
-        request = (
-            math.ceil(img.size[0] * width / (region[2] - region[0])),
-            math.ceil(img.size[1] * height / (region[3] - region[1])),
-        )
-        if img.format == "JPEG" and min(img.size[0] // request[0], img.size[1] // request[1]) < 2:
-            fast = decode_resized(data, gray, region, size)
-            if fast is not None:
-                return fast
-        img.draft(mode, request)  # JPEG only: a reduction by 2, 4 or 8 in the DCT when it fits
+        img.draft(mode, _draft_request(img.size, window(img.size), size))  # JPEG only: by 2, 4 or 8
         if img.mode != mode:
             img = img.convert(mode)
         region = window(img.size)
-        if img.size != (width, height) or region != (0, 0, *img.size):
-            img = img.resize((width, height), Image.Resampling.BILINEAR, box=region)
+        if img.size != (size[1], size[0]) or region != (0, 0, *img.size):
+            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=region)
         return np.asarray(img)
+
+
+def _draft_request(
+    picture: tuple[int, int], region: Sequence[float], size: tuple[int, int]
+) -> tuple[int, int]:
+    """The size (W, H) the whole picture may shrink to while ``region`` stays at least ``size`` = (H, W),
+    per axis: a squashing resize scales its axes differently, and one scale for both would draft the longer
+    side below its target and then stretch it back."""
+    return (
+        math.ceil(picture[0] * size[1] / (region[2] - region[0])),
+        math.ceil(picture[1] * size[0] / (region[3] - region[1])),
+    )
+
+
+def _draft_factor(picture: tuple[int, int], region: Sequence[float], size: tuple[int, int]) -> int:
+    """By how much a JPEG's draft mode could shrink the picture: 1 (not at all), 2, 4 or more."""
+    request = _draft_request(picture, region, size)
+    return min(picture[0] // request[0], picture[1] // request[1])
 
 
 def _stack(split_dir: Path, arrays: list[np.ndarray], paths: list[str]) -> torch.Tensor:

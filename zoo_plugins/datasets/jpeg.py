@@ -17,6 +17,41 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+# start-of-frame markers (baseline, progressive, lossless, arithmetic): not DHT (C4), JPG (C8), DAC (CC)
+_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # markers without a length
+
+
+def jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) from a JPEG's start-of-frame segment, or None for anything else or a
+    header this walk does not follow (the caller then asks Pillow). Pillow's own header reading costs a
+    tenth of the decoding here (0.06 of 0.62 ms a photo); the walk over the segments, a few µs."""
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _STANDALONE:
+            at += 2
+            continue
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return None
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        if marker in _FRAMES:
+            if at + 10 > len(data):
+                return None
+            height = int.from_bytes(data[at + 5 : at + 7], "big")
+            width = int.from_bytes(data[at + 7 : at + 9], "big")
+            components = data[at + 9]
+            return (width, height, components) if width and height and components else None
+        at += 2 + length
+    return None
+
 
 def decode_resized(
     data: bytes, gray: bool, region: Sequence[float], size: tuple[int, int]
