@@ -417,7 +417,13 @@ class _ShardSampler(torch.utils.data.Sampler[int]):
 class StreamLoader(_EpochLoader):
     """Batches of a ``torch.utils.data.Dataset`` of (uint8 C×H×W tensor, int label) too large for memory:
     DataLoader workers decode and stack uint8 batches into pinned memory; crop, flip and normalization then
-    run on ``device`` as in ``DeviceLoader``. Order, sharding and resumption follow the same rules."""
+    run on ``device`` as in ``DeviceLoader``. Order, sharding and resumption follow the same rules.
+
+    ``augment_in_workers`` (default: on a CPU) has the workers cut the random resized crops and draw the
+    random flips, image by image (``_WorkerAugment``), so that the main process's cores stay with the
+    model; on a CPU the workers also stack channels_last batches when asked. ``decode_on_device`` (default:
+    the data set's ``decode == "device"``) has the workers only read files (its ``encoded``) and the data
+    set decode each batch on ``device`` (its ``decode_batch``)."""
 
     def __init__(
         self,
