@@ -2,7 +2,7 @@
 
 The policies are defined on uint8 images, so the normalized batch is mapped back to its 0–255 levels (with
 the data set's ``mean``/``std``; without them the batch is taken as [0, 1] pixels, and a uint8 batch is used
-as it is), rounded to whole levels, run through ``ops.apply_ops`` and normalized again exactly as zoo's
+as it is), rounded to whole levels, run through ``ops.apply_sorted`` and normalized again exactly as zoo's
 loaders normalize uint8 images. An image that no operation changed is returned bit for bit as it came.
 """
 
@@ -139,24 +139,6 @@ def levels_to(
         return lambda levels: levels.div_(255.0)
     scale, shift, *_ = _normalization(tuple(mean), tuple(std), device)
     return lambda levels: levels.mul_(scale).add_(shift)
-
-
-def to_levels(x: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
-    """The batch as float32 whole uint8 levels 0–255 (a new tensor)."""
-    if x.dtype == torch.uint8:
-        return x.float()
-    return levels_from(mean, std, x.device)(x.float().clone() if x.dtype == torch.float32 else x.float())
-
-
-def from_levels(
-    levels: torch.Tensor, like: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None
-) -> torch.Tensor:
-    """Whole levels back to the form of ``like``: uint8, [0, 1] pixels, or normalized with mean/std.
-
-    Overwrites ``levels``."""
-    if like.dtype == torch.uint8:
-        return levels.to(torch.uint8)
-    return levels_to(mean, std, like.device)(levels).to(like.dtype)
 
 
 def check_normalization(aug: str, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:

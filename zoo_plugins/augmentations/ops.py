@@ -14,8 +14,9 @@ The quantities torchvision derives from a magnitude in Python doubles (1 + m, 1 
 inverse affine matrices) are derived here in float64 too, then cast to float32 as torchvision's kernels
 cast them, so the float32 arithmetic on the pixels is the same.
 
-``apply_ops`` runs one drawn operation per image over a batch: each operation once, on the sub-batch that
-drew it, and the five geometric operations together in one ``grid_sample``.
+``apply_sorted`` runs one drawn operation per image over a batch sorted by what its images drew
+(``group_rows``): each operation once, on its contiguous slice, and the five geometric operations together
+in one ``grid_sample``; ``apply_ops`` does the sorting and the writing back for an unsorted batch.
 """
 
 from __future__ import annotations
@@ -182,8 +183,8 @@ def equalize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """
     n, c, h, w = pixels.shape
     offsets = torch.arange(0, n * c * 256, 256, dtype=torch.int32, device=pixels.device).view(n, c, 1, 1)
-    index = pixels.to(torch.int32).add_(offsets)  # the layout of pixels: their flat views line up
-    hist = torch.bincount(_flat(index), minlength=n * c * 256).view(n * c, 256).to(_wide(magnitude).dtype)
+    index = pixels.to(torch.int32).add_(offsets).view(-1)  # pixels: a contiguous slice (apply_sorted's)
+    hist = torch.bincount(index, minlength=n * c * 256).view(n * c, 256).to(_wide(magnitude).dtype)
     before = hist.cumsum(1).sub_(hist)  # pixels below each level
     at_top = hist.gather(1, pixels.amax((-2, -1)).view(-1, 1).long())
     step = (h * w - at_top).div_(255).floor_()
@@ -192,15 +193,8 @@ def equalize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     # the lut, or the identity where step is 0: blended by 0/1 weights rather than a where over the table
     identity = torch.arange(256, dtype=lut.dtype, device=pixels.device)
     lut = lut.mul_(equal).addcmul_(identity, (~equal).to(lut.dtype))
-    torch.index_select(lut.to(pixels.dtype).view(-1), 0, _flat(index), out=_flat(pixels))
+    torch.index_select(lut.to(pixels.dtype).view(-1), 0, index, out=pixels.view(-1))
     return pixels
-
-
-def _flat(t: torch.Tensor) -> torch.Tensor:
-    """A 1-D view of ``t``'s elements in memory order (t contiguous or channels_last)."""
-    if t.is_contiguous():
-        return t.view(-1)
-    return t.permute(0, 2, 3, 1).view(-1)  # channels_last: N, H, W, C in memory
 
 
 def invert(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
