@@ -5,8 +5,8 @@ image to the stored size there.
 A worker sends a JPEG's bytes as they are (a 1-D uint8 tensor) and decodes anything else itself (PNG, BMP:
 a C×H×W uint8 tensor at the stored size, as the worker path does). On the device each picture is cut to the
 stored aspect (its centre, as ``decode_image`` with ``keep_aspect``) and resized bilinearly with
-antialiasing, in float32, rounded to uint8: Pillow's reducing resize of the worker path, up to a level or
-two where the two libraries' filters differ. Whether this beats decoding in the workers depends on the GPU,
+antialiasing (``jpeg.resize_region``, which the workers' own JPEG path uses too; on a GPU in float32,
+rounded to uint8). Whether this beats decoding in the workers depends on the GPU,
 the CPU cores and the photos: measured by benchmarks/imagefolder_stream.py ``--decode-on-device`` (step 10
 of gpu_checks.sh), not assumed.
 """
@@ -18,12 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def is_jpeg(data: bytes) -> bool:
-    """Whether a file's bytes start as a JPEG's do (whatever its name says)."""
-    return data[:3] == JPEG_MAGIC
+from zoo_plugins.datasets.jpeg import resize_region
 
 
 def decode_batch(
@@ -68,16 +63,8 @@ def decode_batch(
 
 def fit(picture: torch.Tensor, size: tuple[int, int], keep_aspect: bool) -> torch.Tensor:
     """One decoded C×H×W uint8 picture at ``size``: its centre region of that aspect (``keep_aspect``) or
-    the whole picture, resized bilinearly with antialiasing."""
+    the whole picture, resized bilinearly with antialiasing (``jpeg.resize_region``)."""
     from zoo_core.images import centre_box
 
     h, w = picture.shape[-2:]
-    if keep_aspect:
-        left, top, right, bottom = (round(v) for v in centre_box((w, h), size))
-        picture = picture[:, top:bottom, left:right]
-    if tuple(picture.shape[-2:]) == tuple(size):
-        return picture
-    resized = torch.nn.functional.interpolate(
-        picture[None].float(), size, mode="bilinear", antialias=True, align_corners=False
-    )
-    return resized[0].round_().clamp_(0, 255).to(torch.uint8)
+    return resize_region(picture, centre_box((w, h), size) if keep_aspect else (0, 0, w, h), size)

@@ -84,8 +84,8 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         """What a worker sends when JPEGs decode on the device (``decode="device"``): ((a JPEG's bytes as a
         1-D uint8 tensor, or any other image decoded at the stored size; the index of the file read), label).
         """
-        from zoo_plugins.datasets.device_decode import is_jpeg
         from zoo_plugins.datasets.imagefolder import decode_image
+        from zoo_plugins.datasets.jpeg import is_jpeg
 
         def read(path: Path) -> np.ndarray:
             data = path.read_bytes()
