@@ -51,7 +51,7 @@ from zoo_core.errors import ZooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
-CROP_STREAM = 0x706F7263  # separates the seeds of the workers' random resized crops
+CROP_STREAM = 0x706F7263  # separates the seeds of the workers' random resized crops and flips
 
 
 def mix(*parts: int) -> int:
@@ -394,16 +394,16 @@ class _ShardSampler(torch.utils.data.Sampler[int]):
 
     It holds plain values, not the loader, so no reference cycle keeps DataLoader workers alive."""
 
-    def __init__(self, n: int, num_samples: int, crop_seeds: bool = False, **order: Any) -> None:
+    def __init__(self, n: int, num_samples: int, augment_seeds: bool = False, **order: Any) -> None:
         self.n, self.num_samples, self.order = n, num_samples, order
-        self.crop_seeds = crop_seeds  # yield (index, the seed of its crop) rather than the index
+        self.augment_seeds = augment_seeds  # yield (index, the seed of its crop and flip), not the index
         self.epoch = 0
         self.start = 0
 
     def __iter__(self) -> Iterator[int] | Iterator[tuple[int, int]]:
         indices = shard_order(self.n, epoch=self.epoch, generator=torch.Generator(), **self.order)
         chosen = indices[self.start :].tolist()
-        if not self.crop_seeds:
+        if not self.augment_seeds:
             return iter(chosen)
         seed, rank = self.order["seed"], self.order["rank"]
         return iter(
@@ -499,7 +499,7 @@ class StreamLoader(_EpochLoader):
         self._sampler = _ShardSampler(
             self.n,
             self.num_samples,
-            crop_seeds=self.augment_in_workers,
+            augment_seeds=self.augment_in_workers,
             seed=seed,
             shuffle=self.shuffle,
             drop_last=self.drop_last,
