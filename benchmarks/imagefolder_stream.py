@@ -7,9 +7,10 @@ the training process's memory, flat in the number of images.
 The photos: JPEGs (quality 90) of 300–500 px per side, random crops, rescales and mirrors of the two photos
 scikit-learn ships, in 10 class folders, written once into ``--work`` by this script. At ``--image-size``
 (224), ImageNet-style as ``zoo train`` reads large images: zoo streams them (``imagefolder(...,
-data_mode="stream")`` + ``make_loader``: workers decode with JPEG draft mode and a reducing resize to the
-stored size, shorter side 224 / 0.875 and the centre square, into uint8 batches; RandomResizedCrop in the
-workers on a CPU, on the device on a GPU; flip and normalization on the device) against
+data_mode="stream")`` + ``make_loader``, as zoo train would on the device: workers decode (torchvision's
+JPEG decoder, or Pillow's draft mode where it shrinks a photo) to the stored size, shorter side 224 / 0.875
+and the centre square, into uint8 batches; on a CPU the workers cut the RandomResizedCrop and flip
+themselves, from the photo, on a GPU the device does; normalization on the device) against
 ``torchvision.datasets.ImageFolder`` with ``RandomResizedCrop(224)``, ``RandomHorizontalFlip``,
 ``ToTensor``, ``Normalize`` and a ``DataLoader`` with the same workers, batch and pinning. Trees smaller
 than the largest are hard links to its first photos. The two alternate over ``--rounds`` rounds; each round
@@ -96,8 +97,7 @@ def make_tree(root: Path, images: int, workers: int, source: Path | None = None)
 
 # mode → (zoo's imagefolder crop_pct and whether its loader cuts random resized crops, torchvision's first
 # transform): "resize" squashes each whole photo to size × size on both sides; "imagenet" is zoo train's
-# recipe for large images (stored at size / 0.875, random resized crops on the device) against
-# RandomResizedCrop
+# recipe for large images (stored at size / 0.875, random resized crops) against RandomResizedCrop
 MODES = {"resize": (1.0, False, "Resize"), "imagenet": (None, True, "RandomResizedCrop")}
 
 
