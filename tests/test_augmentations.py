@@ -104,6 +104,21 @@ def test_the_same_seed_repeats_exactly_and_another_seed_differs(name, device):
     assert not torch.equal(first[0], other[0])
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("name", BATCH_AUGS)
+def test_on_cuda_an_augmentation_makes_the_host_wait_for_nothing(name):
+    aug = build(name)
+    x = torch.randn(64, 3, 32, 32, device="cuda").contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (64,), device="cuda")
+    first = aug(x, y, seeded("cuda", 3))  # constants are made and copied to the device once, here
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        again = aug(x, y, seeded("cuda", 3))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(again[0], first[0]) and torch.equal(again[1], first[1])
+
+
 @pytest.mark.parametrize("name", BATCH_AUGS)
 def test_accepts_soft_targets_from_an_earlier_augmentation(name):
     x = torch.randn(5, 3, 32, 32)

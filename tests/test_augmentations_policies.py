@@ -213,6 +213,78 @@ def test_two_steps_compose_in_order_and_an_image_keeps_its_place():
     assert torch.equal(out, expected.to(torch.uint8))
 
 
+def test_the_masked_ops_equal_the_grouped_ones_bit_for_bit():
+    # every op on the whole batch, each image keeping its own: the GPU's way, against the CPU's groups
+    images = oracle_images().repeat(4, 1, 1, 1).float()
+    n = len(images)
+    generator = torch.Generator().manual_seed(11)
+    op = (torch.arange(n) % (len(ops.OPS) + 1) - 1)[torch.randperm(n, generator=generator)]  # all, and none
+    magnitude = (torch.rand(n, generator=generator) * 2 - 1) * 0.9
+    grouped = ops.apply_ops(images.clone(), op, magnitude, ops.OPS)
+    masked = ops.apply_masked(images.clone(), op, magnitude, ops.OPS)
+    assert torch.equal(masked, grouped) and not torch.equal(masked, images)
+
+
+@pytest.mark.parametrize("name", POLICY_NAMES)
+@pytest.mark.parametrize("kind", ["float32", "channels_last", "uint8", "bfloat16"])
+def test_a_policy_gives_the_same_batch_on_the_whole_batch_as_by_groups(name, kind):
+    from zoo_plugins.augmentations._policy import apply_policy
+
+    u = oracle_images().repeat(16, 1, 1, 1)
+    x = {
+        "float32": normalize(u, MEAN, STD),
+        "channels_last": normalize(u, MEAN, STD).contiguous(memory_format=torch.channels_last),
+        "uint8": u,
+        "bfloat16": normalize(u, MEAN, STD).bfloat16(),
+    }[kind]
+    aug = build(name, mean=MEAN, std=STD)
+    steps = aug.draw(len(x), (32, 32), x.device, torch.Generator().manual_seed(7))
+    mean, std = (None, None) if kind == "uint8" else (MEAN, STD)
+    grouped = apply_policy(x, steps, aug.ops, mean, std, grouped=True)
+    masked = apply_policy(x, steps, aug.ops, mean, std, grouped=False)
+    assert masked.dtype == x.dtype and masked.stride() == x.stride()
+    assert torch.equal(masked, grouped) and not torch.equal(masked, x)
+
+
+@pytest.mark.parametrize("name", POLICY_NAMES)
+def test_off_the_cpu_a_policy_never_reads_the_device_back(name):
+    # meta tensors hold no data: any read back to the host (.tolist(), nonzero, bincount's size) raises
+    from zoo_plugins.augmentations._policy import apply_policy
+
+    aug = build(name, mean=MEAN, std=STD)
+    x = torch.empty(64, 3, 32, 32, device="meta").contiguous(memory_format=torch.channels_last)
+    out, labels = aug(x, torch.empty(64, dtype=torch.long, device="meta"))
+    assert (
+        labels.device.type == "meta"
+        and out.shape == x.shape
+        and out.is_contiguous(memory_format=torch.channels_last)
+    )
+    steps = aug.draw(64, (32, 32), x.device, None)
+    with pytest.raises((NotImplementedError, RuntimeError)):  # the CPU's grouping does read back
+        apply_policy(x, steps, aug.ops, MEAN, STD, grouped=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", POLICY_NAMES)
+def test_on_cuda_a_policy_makes_the_host_wait_for_nothing(name):
+    aug = build(name, mean=MEAN, std=STD)
+    x = normalize(oracle_images().repeat(16, 1, 1, 1), MEAN, STD).cuda()
+    x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.zeros(len(x), dtype=torch.long, device="cuda")
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    first, _ = aug(x, y, generator)  # the per-device constants are made (and copied) once, here
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        again, _ = aug(x, y, generator.manual_seed(0))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    steps = aug.draw(len(x), (32, 32), x.device, generator.manual_seed(0))
+    from zoo_plugins.augmentations._policy import apply_policy
+
+    grouped = apply_policy(x, steps, aug.ops, MEAN, STD, grouped=True)
+    assert torch.equal(again, first) and torch.equal(again, grouped)
+
+
 def test_trivialaugment_image_alone_equals_torchvision_for_its_drawn_op():
     aug = build("trivialaugment")
     u = oracle_images().repeat(16, 1, 1, 1)

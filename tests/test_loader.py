@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo_core.data.dataset import InMemoryDataset
-from zoo_core.data.loader import DeviceLoader, StreamLoader, make_loader
+from zoo_core.data.loader import BatchTransform, DeviceLoader, StreamLoader, make_loader
 from zoo_core.data.ops import normalize, random_crop, random_flip
 from zoo_core.data.stats import channel_stats
 
@@ -298,3 +298,26 @@ def test_device_loader_on_cuda_matches_its_own_replay() -> None:
     assert x.device.type == "cuda" and y.device.type == "cuda"
     x2, y2 = next(iter(loader(images, device="cuda", crop_padding=2, flip=True, channels_last=True)))
     assert torch.equal(x, x2) and torch.equal(y, y2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_batch_transform_makes_the_host_wait_for_nothing() -> None:
+    images = make_images().cuda()
+    transform = BatchTransform(
+        (0.5,) * images.shape[1],
+        (0.25,) * images.shape[1],
+        torch.device("cuda"),
+        train=True,
+        flip=True,
+        channels_last=True,
+        resized_crop=True,
+        crop_padding=0,
+    )
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    first = transform(images, generator)  # constants made and copied once, here
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        again = transform(images, generator.manual_seed(0))
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.equal(again, first)

@@ -6,6 +6,7 @@ same seed gives the same result, and nothing here synchronises the host with the
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Sequence
@@ -167,7 +168,7 @@ def resized_crop_boxes(
     w = w.gather(1, first).squeeze(1)
     top = (u[..., 2].gather(1, first).squeeze(1) * (height - h + 1)).floor().clamp(max=height - h)
     left = (u[..., 3].gather(1, first).squeeze(1) * (width - w + 1)).floor().clamp(max=width - w)
-    fallback = torch.tensor(_fallback_box(height, width, ratio), dtype=torch.float32, device=top.device)
+    fallback = _fallback_tensor(height, width, tuple(ratio), top.device)
     boxes = torch.stack([top, left, h, w], dim=1)
     boxes = torch.where(any_fits.view(n, 1), boxes, fallback.view(1, 4))
     return boxes.long()
@@ -197,6 +198,15 @@ def resized_crop_box(
         if 0 < w <= width and 0 < h <= height:
             return rng.randint(0, height - h), rng.randint(0, width - w), h, w
     return _fallback_box(height, width, ratio)
+
+
+@functools.lru_cache(maxsize=64)
+def _fallback_tensor(
+    height: int, width: int, ratio: tuple[float, float], device: torch.device
+) -> torch.Tensor:
+    """``_fallback_box`` as a float32 tensor on ``device``, made once: copied to a GPU on every batch, it
+    would make the host wait for the device."""
+    return torch.tensor(_fallback_box(height, width, ratio), dtype=torch.float32, device=device)
 
 
 def _fallback_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:

@@ -2,8 +2,9 @@
 
 The policies are defined on uint8 images, so the normalized batch is mapped back to its 0–255 levels (with
 the data set's ``mean``/``std``; without them the batch is taken as [0, 1] pixels, and a uint8 batch is used
-as it is), rounded to whole levels, run through ``ops.apply_sorted`` and normalized again exactly as zoo's
-loaders normalize uint8 images. An image that no operation changed is returned bit for bit as it came.
+as it is), rounded to whole levels, run through the operations (``ops.apply_sorted`` on a CPU,
+``ops.apply_masked`` elsewhere) and normalized again exactly as zoo's loaders normalize uint8 images. An
+image that no operation changed is returned bit for bit as it came.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from zoo_plugins.augmentations._checks import require
-from zoo_plugins.augmentations.ops import apply_sorted, group_rows
+from zoo_plugins.augmentations.ops import apply_masked, apply_sorted, group_rows
 
 # op name → (magnitudes of `bins` bins for an H×W image, or None where the op has none; signed): the
 # magnitude spaces of torchvision's RandAugment and AutoAugment (``standard``) and TrivialAugmentWide
@@ -153,8 +154,56 @@ def apply_policy(
     ops: Sequence[str],
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
+    *,
+    grouped: bool | None = None,
 ) -> torch.Tensor:
     """Run the drawn ``steps`` in order, each an (op, magnitude) pair of (N,) tensors (op < 0: none).
+
+    ``grouped`` (default: on a CPU) runs each operation on the images that drew it (``_apply_grouped``);
+    otherwise every operation runs on the whole batch and each image keeps its own (``_apply_masked``),
+    with no wait for the device, as a GPU's training step needs. Both give the same batch, bit for bit.
+    """
+    if not steps:
+        return x.clone()
+    if grouped if grouped is not None else x.device.type == "cpu":
+        return _apply_grouped(x, steps, ops, mean, std)
+    return _apply_masked(x, steps, ops, mean, std)
+
+
+def _touched(steps: Sequence[tuple[torch.Tensor, torch.Tensor]], ops: Sequence[str]) -> torch.Tensor:
+    """(N,) bool: the images that drew an operation other than identity in some step."""
+    skip = ops.index("identity") if "identity" in ops else -1
+    return torch.stack([(op >= 0) & (op != skip) for op, _ in steps]).any(0)
+
+
+def _apply_masked(
+    x: torch.Tensor,
+    steps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    ops: Sequence[str],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> torch.Tensor:
+    """The policy on the whole batch at every step (``ops.apply_masked``): no host synchronisation."""
+    levels = x.dtype == torch.uint8
+    current = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+    if not levels:
+        current = levels_from(mean, std, x.device)(current)
+    for op, magnitude in steps:
+        current = apply_masked(current, op, magnitude, ops)
+    if not levels:
+        current = levels_to(mean, std, x.device)(current)
+    out = torch.empty_like(x)  # x's memory format; an image no step changed is taken as it came
+    return torch.where(_touched(steps, ops).view(-1, 1, 1, 1), current.to(x.dtype), x, out=out)
+
+
+def _apply_grouped(
+    x: torch.Tensor,
+    steps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    ops: Sequence[str],
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+) -> torch.Tensor:
+    """The policy one operation at a time on the images that drew it.
 
     Each step gathers the batch in the order of what its images drew (``group_rows``), so that every
     operation works on one contiguous slice; the first step maps each slice to levels as it goes, the last
@@ -162,8 +211,6 @@ def apply_policy(
     batch is worked on as it is; a uint8 one, or another float type, in float32 levels, cast at the end.
     An image that only drew identity or nothing is returned exactly as it came, not round-tripped.
     """
-    if not steps:
-        return x.clone()
     levels = x.dtype == torch.uint8
     current = x if x.dtype == torch.float32 else x.float()
     position: torch.Tensor | None = None  # image i is at current[position[i]]; None: at i
@@ -185,9 +232,7 @@ def apply_policy(
         current, position = grouped, torch.empty_like(order)
         position[order] = torch.arange(len(order), device=order.device)
     if len(steps) > 1 and not levels:  # images no step changed went there and back: take them as they came
-        skip = ops.index("identity") if "identity" in ops else -1
-        touched = torch.stack([(op >= 0) & (op != skip) for op, _ in steps]).any(0)
-        kept = (~touched).nonzero().squeeze(1)
+        kept = (~_touched(steps, ops)).nonzero().squeeze(1)
         if len(kept):  # into the contiguous working copy, before the one gather that restores x's layout
             current.index_copy_(0, position[kept], x.index_select(0, kept).to(current.dtype))
     out = torch.index_select(current, 0, position, out=torch.empty_like(x, dtype=current.dtype))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -118,6 +119,7 @@ class AutoAugment:
     magnitude is negated for half the images.
     """
 
+    ops: ClassVar[tuple[str, ...]] = OPS  # the operations, in the order ``draw``'s op indices
     num_classes: int
     policy: str = "cifar10"
     p: float = 1.0
@@ -150,4 +152,4 @@ class AutoAugment:
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         steps = self.draw(x.shape[0], (x.shape[-2], x.shape[-1]), x.device, generator)
-        return apply_policy(x, steps, OPS, self.mean, self.std), y
+        return apply_policy(x, steps, self.ops, self.mean, self.std), y

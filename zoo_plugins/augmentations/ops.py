@@ -183,8 +183,8 @@ def equalize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """
     n, c, h, w = pixels.shape
     offsets = torch.arange(0, n * c * 256, 256, dtype=torch.int32, device=pixels.device).view(n, c, 1, 1)
-    index = pixels.to(torch.int32).add_(offsets).view(-1)  # pixels: a contiguous slice (apply_sorted's)
-    hist = torch.bincount(index, minlength=n * c * 256).view(n * c, 256).to(_wide(magnitude).dtype)
+    index = pixels.to(torch.int32).add_(offsets).view(-1)  # pixels: contiguous (the policies' working copy)
+    hist = _histogram(index, n * c * 256, _wide(magnitude).dtype).view(n * c, 256)
     before = hist.cumsum(1).sub_(hist)  # pixels below each level
     at_top = hist.gather(1, pixels.amax((-2, -1)).view(-1, 1).long())
     step = (h * w - at_top).div_(255).floor_()
@@ -195,6 +195,19 @@ def equalize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     lut = lut.mul_(equal).addcmul_(identity, (~equal).to(lut.dtype))
     torch.index_select(lut.to(pixels.dtype).view(-1), 0, index, out=pixels.view(-1))
     return pixels
+
+
+def _histogram(index: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+    """How many times each of 0 … size − 1 occurs in ``index`` (all below ``size``), as ``dtype``.
+
+    ``bincount`` on a CPU, where it is fastest (73 images: 0.18 ms, against 0.33 for ``index_add_``); on a
+    GPU it reads the largest index back to the host to size its result, a wait for the device, so there the
+    counts are added into a tensor of the known size. Whole counts add exactly in any order.
+    """
+    if index.device.type == "cpu":
+        return torch.bincount(index, minlength=size).to(dtype)
+    ones = torch.ones((), dtype=dtype, device=index.device).expand(index.shape)
+    return torch.zeros(size, dtype=dtype, device=index.device).index_add_(0, index, ones)
 
 
 def invert(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
@@ -262,7 +275,7 @@ def affine(pixels: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     h, w = pixels.shape[-2:]
     device = pixels.device
     # torchvision: theta divided by (w/2, h/2) in float32, then (x, y, 1) · theta per output pixel centre
-    half = torch.tensor([0.5 * w, 0.5 * h], device=device).view(1, 2, 1)
+    half = _constant((0.5 * w, 0.5 * h), device).view(1, 2, 1)
     theta = matrices.to(device=device, dtype=torch.float32) / half  # (N, 2 outputs, 3 coefficients)
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=device).view(1, 1, 1, w)
     ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=device).view(1, 1, h, 1)
@@ -359,6 +372,36 @@ def apply_sorted(
     return pixels
 
 
+def apply_masked(
+    pixels: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, ops: Sequence[str]
+) -> torch.Tensor:
+    """Apply to each image the operation it drew, without a wait for the device: every operation runs on a
+    copy of the whole batch and each image takes the result of its own (``op < 0``: none), the geometric
+    ones through one ``affine`` with each image's matrix.
+
+    The way for a GPU, where ``apply_sorted`` would read the group sizes back to the host (a sync on every
+    training step, which stalls the queue of kernels the step has launched) and a whole-batch kernel costs
+    little more than one on a slice. ``pixels`` (float32 levels, contiguous) is left as it is; the result
+    equals ``apply_ops``'s, bit for bit.
+    """
+    h, w = pixels.shape[-2:]
+    out = pixels
+    geometric = [k for k, name in enumerate(ops) if name in GEOMETRIC]
+    if geometric:
+        unmoved = _constant((1.0, 0.0, 0.0, 0.0, 1.0, 0.0), magnitude.device).to(_wide(magnitude).dtype)
+        matrices = unmoved.view(1, 2, 3).expand(len(op), 2, 3)
+        for k in geometric:
+            chosen = (op == k).view(-1, 1, 1)
+            matrices = torch.where(chosen, _MATRICES[ops[k]](magnitude, h, w), matrices)
+        moved = (op.view(-1, 1) == _constant(tuple(geometric), op.device)).any(1)
+        out = torch.where(moved.view(-1, 1, 1, 1), affine(pixels, matrices), out)
+    for k, name in enumerate(ops):
+        if name not in GEOMETRIC and name != "identity":
+            result = KERNELS[name](pixels.clone(), magnitude)
+            out = torch.where((op == k).view(-1, 1, 1, 1), result, out)
+    return out
+
+
 def apply_ops(
     pixels: torch.Tensor, op: torch.Tensor, magnitude: torch.Tensor, ops: Sequence[str]
 ) -> torch.Tensor:
@@ -381,6 +424,7 @@ def _others(ops: tuple[str, ...]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=32)
-def _constant(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    """A small int64 table, made once per device."""
+def _constant(values: tuple[int, ...] | tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """A small table (int64 or float32), made once per device: copied to a GPU on every batch, it would make
+    the host wait for the device."""
     return torch.tensor(values, device=device)

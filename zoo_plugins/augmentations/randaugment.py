@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -24,6 +25,7 @@ class RandAugment:
     operation of each image draws its bin from N(m, mstd²), clipped to [0, bins − 1], as timm does.
     """
 
+    ops: ClassVar[tuple[str, ...]] = RAND_OPS  # the operations, in the order ``draw``'s op indices
     num_classes: int
     n: int = 2
     m: float = 9.0
@@ -63,4 +65,4 @@ class RandAugment:
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         steps = self.draw(x.shape[0], (x.shape[-2], x.shape[-1]), x.device, generator)
-        return apply_policy(x, steps, RAND_OPS, self.mean, self.std), y
+        return apply_policy(x, steps, self.ops, self.mean, self.std), y

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -20,6 +21,7 @@ class TrivialAugment:
     translate 32 pixels, rotate 135°, enhancements ±0.99, posterize down to 2 bits).
     """
 
+    ops: ClassVar[tuple[str, ...]] = RAND_OPS  # the operations, in the order ``draw``'s op indices
     num_classes: int
     bins: int = 31
     p: float = 1.0
@@ -47,4 +49,4 @@ class TrivialAugment:
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         steps = self.draw(x.shape[0], (x.shape[-2], x.shape[-1]), x.device, generator)
-        return apply_policy(x, steps, RAND_OPS, self.mean, self.std), y
+        return apply_policy(x, steps, self.ops, self.mean, self.std), y
