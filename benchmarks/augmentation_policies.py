@@ -26,7 +26,7 @@ from zoo_core.allocator import keep_freed_memory
 from zoo_core.bench import describe_machine
 from zoo_core.data.ops import normalize
 from zoo_core.device import default_channels_last
-from zoo_plugins.augmentations._policy import apply_policy
+from zoo_plugins.augmentations._policy import apply_policy, levels_from, levels_to
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -58,6 +58,35 @@ def rate(fn, count: int, runs: int, warmup: int, device: str = "cpu") -> float:
         sync()
         rates.append(count / (time.perf_counter() - start))
     return statistics.median(rates)
+
+
+def passes(x: torch.Tensor, runs: int, warmup: int, device: str) -> list[tuple[str, float]]:
+    """Milliseconds of the elementary passes over the whole batch that a policy in eager PyTorch is built
+    from: what bounds its speed from below, whatever the operations."""
+    order = torch.randperm(len(x), device=x.device)
+    flat = x.contiguous()
+    work = flat.clone()
+    other = torch.empty_like(
+        x, memory_format=torch.contiguous_format if flat is not x else torch.channels_last
+    )
+    to_levels, from_levels = levels_from(MEAN, STD, x.device), levels_to(MEAN, STD, x.device)
+    steps = [
+        ("a copy of the batch (`clone`)", lambda: flat.clone()),
+        (
+            "a gather of its images in a new order (`index_select`, same layout)",
+            lambda: flat.index_select(0, order),
+        ),
+        (
+            "a gather into the other memory format (channels_last ↔ contiguous)",
+            lambda: torch.index_select(x, 0, order, out=other),
+        ),
+        ("one in-place elementwise pass (`mul_`)", lambda: work.mul_(1.0)),
+        (
+            "to whole levels (multiply, add, round, clamp) and back (multiply, add)",
+            lambda: from_levels(to_levels(work)),
+        ),
+    ]
+    return [(what, 1e3 / rate(fn, 1, runs, warmup, device)) for what, fn in steps]
 
 
 def main() -> None:
@@ -115,6 +144,7 @@ def main() -> None:
             f" img/s  ×{zoo_rate / tv_rate:.1f}"
         )
 
+    costs = passes(x, max(args.runs, 9), args.warmup + 2, args.device)
     sys.path.insert(0, str(ROOT.parent / "tests"))
     from test_augmentations_policies import MAGNITUDES, max_difference, oracle_images
 
@@ -149,6 +179,16 @@ def main() -> None:
         "| speed-up |",
         "|---|---:|---:|---:|---:|",
         *(f"| `{n}` | {z:,.0f} | {o:,.0f} | {t:,.0f} | {z / t:.1f}× |" for n, z, o, t in rows),
+        "",
+        "## What one pass over the batch costs here",
+        "",
+        "The elementary passes a policy in eager PyTorch is built from, over the same "
+        f"{args.batch_size} images ({layout}, float32, {x.numel() * 4 / 2**20:.1f} MiB), "
+        f"median of {max(args.runs, 9)} runs:",
+        "",
+        "| pass | ms |",
+        "|---|---:|",
+        *(f"| {what} | {ms:.2f} |" for what, ms in costs),
         "",
         "## Oracle: every op on a batch against `torchvision.transforms.v2.functional` on each uint8 image",
         "",
