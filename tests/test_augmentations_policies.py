@@ -264,6 +264,20 @@ def test_off_the_cpu_a_policy_never_reads_the_device_back(name):
         apply_policy(x, steps, aug.ops, MEAN, STD, grouped=True)
 
 
+@pytest.mark.parametrize("name", POLICY_NAMES)
+def test_off_the_cpu_a_batch_too_large_for_the_whole_batch_way_goes_by_groups(name):
+    from zoo_plugins.augmentations._policy import MASKED_MAX
+
+    aug = build(name, mean=MEAN, std=STD)
+    side = 224
+    n = MASKED_MAX // (3 * side * side) + 1  # just past the limit (meta tensors hold no data)
+    x = torch.empty(n, 3, side, side, device="meta")
+    with pytest.raises((NotImplementedError, RuntimeError)):  # grouping reads the group sizes back
+        aug(x, torch.empty(n, dtype=torch.long, device="meta"))
+    out, _ = aug(x[: n - 1], torch.empty(n - 1, dtype=torch.long, device="meta"))  # at the limit: whole
+    assert out.shape == (n - 1, 3, side, side)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", POLICY_NAMES)
 def test_on_cuda_a_policy_makes_the_host_wait_for_nothing(name):

@@ -321,3 +321,20 @@ def test_a_cuda_batch_transform_makes_the_host_wait_for_nothing() -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert torch.equal(again, first)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("alternate_flip", [False, True])
+def test_a_cuda_device_loader_epoch_makes_the_host_wait_for_nothing(alternate_flip: bool) -> None:
+    images = make_images()
+    a = loader(
+        images, device="cuda", crop_padding=2, flip=True, channels_last=True, alternate_flip=alternate_flip
+    )
+    first = [x for x, _ in a]  # the first epoch makes the loader's device constants
+    a.set_epoch(1)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        batches = [(x, y) for x, y in a]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert len(batches) == len(first) and all(x.device.type == "cuda" for x, _ in batches)

@@ -148,6 +148,16 @@ def check_normalization(aug: str, mean: Sequence[float] | None, std: Sequence[fl
         require(all(s > 0 for s in std), aug, "std", "positive", std)
 
 
+# Off the CPU, the whole-batch way spares a training step its wait for the device (the GPU idles from the
+# wait until the host has launched the next kernels) at the price of every operation's work on every image:
+# ~70 passes over the batch, ~0.5 ms for 1,024 CIFAR images on an H100-class GPU by that count, and 10×
+# more for 256 images of 224×224, where a ResNet-50 step takes ~90 ms and the wait a fraction of a
+# millisecond. Past 2^23 elements (CIFAR batches up to 2,730; 224×224 up to 55) the work would outweigh the
+# wait, so larger batches go by groups. An estimate from pass counts, not yet timed on a GPU
+# (benchmarks/augmentation_policies.py times both ways; gpu_checks.sh step 09).
+MASKED_MAX = 1 << 23
+
+
 def apply_policy(
     x: torch.Tensor,
     steps: Sequence[tuple[torch.Tensor, torch.Tensor]],
@@ -159,15 +169,16 @@ def apply_policy(
 ) -> torch.Tensor:
     """Run the drawn ``steps`` in order, each an (op, magnitude) pair of (N,) tensors (op < 0: none).
 
-    ``grouped`` (default: on a CPU) runs each operation on the images that drew it (``_apply_grouped``);
-    otherwise every operation runs on the whole batch and each image keeps its own (``_apply_masked``),
-    with no wait for the device, as a GPU's training step needs. Both give the same batch, bit for bit.
+    ``grouped`` runs each operation on the images that drew it (``_apply_grouped``), which reads the
+    group sizes back to the host; otherwise every operation runs on the whole batch and each image keeps
+    its own (``_apply_masked``), with no wait for the device. Both give the same batch, bit for bit. By
+    default: grouped on a CPU, and on another device for batches of more than ``MASKED_MAX`` elements.
     """
     if not steps:
         return x.clone()
-    if grouped if grouped is not None else x.device.type == "cpu":
-        return _apply_grouped(x, steps, ops, mean, std)
-    return _apply_masked(x, steps, ops, mean, std)
+    if grouped is None:
+        grouped = x.device.type == "cpu" or x.numel() > MASKED_MAX
+    return (_apply_grouped if grouped else _apply_masked)(x, steps, ops, mean, std)
 
 
 def _touched(steps: Sequence[tuple[torch.Tensor, torch.Tensor]], ops: Sequence[str]) -> torch.Tensor:
