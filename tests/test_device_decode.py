@@ -68,6 +68,17 @@ def test_device_decoding_gives_the_workers_images_up_to_the_resize_filter(jpegs:
     assert torch.equal(flat_a[png], flat_b[png])
 
 
+def test_each_file_is_read_once_whether_it_is_a_jpeg_or_not(jpegs: Path, monkeypatch) -> None:
+    data = streamed(jpegs, "device")
+    reads: list[str] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self.name) or read_bytes(self))
+    items = [data.encoded(i) for i in range(len(data))]
+    assert sorted(reads) == sorted(Path(p).name for p in data.paths)
+    decoded = [image for (image, _), _ in items if image.ndim == 3]  # the PNG, decoded in the worker
+    assert len(decoded) == 1 and decoded[0].shape == (3, *data.size)  # the stored size
+
+
 def test_the_loader_follows_the_data_sets_choice(jpegs: Path) -> None:
     data = streamed(jpegs, "device")
     loader = make_loader(data, batch_size=4, device="cpu", train=True, resized_crop=True, num_workers=1)

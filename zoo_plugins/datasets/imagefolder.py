@@ -441,19 +441,25 @@ def decode_image(
     size: tuple[int, int] | None = None,
     channels: int | None = None,
     keep_aspect: bool = False,
+    data: bytes | None = None,
 ) -> np.ndarray:
     """One image as uint8 H×W (grey) or H×W×3 (colour), resized to ``size`` = (H, W) when given: the
     whole picture, or with ``keep_aspect`` its centre region of the aspect of ``size`` (torchvision's
-    Resize of the shorter side, then CenterCrop, in one resampling)."""
+    Resize of the shorter side, then CenterCrop, in one resampling). ``data``: the file's bytes, when the
+    caller has read them already (``path`` then only names the file in errors)."""
     if size is None:
         from PIL import Image
 
-        with Image.open(path) as img:
+        with Image.open(path if data is None else io.BytesIO(data)) as img:
             gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
             mode = "L" if gray else "RGB"
             return np.asarray(img if img.mode == mode else img.convert(mode))
     return _resample(
-        path, channels, lambda picture: centre_box(picture, size) if keep_aspect else (0, 0, *picture), size
+        path,
+        channels,
+        lambda picture: centre_box(picture, size) if keep_aspect else (0, 0, *picture),
+        size,
+        data,
     )
 
 
@@ -484,6 +490,7 @@ def _resample(
     channels: int | None,
     window: Callable[[tuple[int, int]], tuple[float, float, float, float]],
     size: tuple[int, int],
+    data: bytes | None = None,
 ) -> np.ndarray:
     """The region ``window(picture size)`` (left, top, right, bottom) of the image at ``path``, resized to
     ``size`` = (H, W) bilinearly: a JPEG that draft mode would not shrink by torchvision's decoder and
@@ -491,7 +498,8 @@ def _resample(
     mode when it shrinks a lot, then its reducing resize)."""
     from PIL import Image, UnidentifiedImageError
 
-    data = Path(path).read_bytes()  # once, for the header and the decoder alike
+    if data is None:
+        data = Path(path).read_bytes()  # once, for the header and the decoder alike
     header = jpeg_header(data)  # (width, height, components) of a JPEG, read without Pillow
     if header is not None:
         gray = channels == 1 or (channels is None and header[2] == 1)

@@ -91,7 +91,7 @@ class StreamingImageFolder(torch.utils.data.Dataset):
             data = path.read_bytes()
             if is_jpeg(data):
                 return np.frombuffer(data, dtype=np.uint8)
-            return decode_image(path, self.size, self.channels, self.keep_aspect)
+            return decode_image(path, self.size, self.channels, self.keep_aspect, data=data)
 
         read_from: list[int] = []
         image, label = self._read(index, read, read_from)
