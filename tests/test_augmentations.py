@@ -104,6 +104,17 @@ def test_the_same_seed_repeats_exactly_and_another_seed_differs(name, device):
     assert not torch.equal(first[0], other[0])
 
 
+@pytest.mark.parametrize("name", BATCH_AUGS)
+def test_an_augmentation_never_reads_the_batch_back_to_the_host(name):
+    # meta tensors hold no data: .item(), .tolist(), nonzero, a tensor in an `if` would raise here, as each
+    # would make a GPU's training step wait for the device
+    x = torch.empty(16, 3, 32, 32, device="meta").contiguous(memory_format=torch.channels_last)
+    out_x, out_y = build(name)(x, torch.empty(16, dtype=torch.long, device="meta"))
+    assert out_x.shape == x.shape and out_y.device.type == "meta"
+    with pytest.raises((NotImplementedError, RuntimeError)):  # the check itself: a read back does raise
+        x.sum().item()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 @pytest.mark.parametrize("name", BATCH_AUGS)
 def test_on_cuda_an_augmentation_makes_the_host_wait_for_nothing(name):
