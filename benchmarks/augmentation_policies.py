@@ -3,7 +3,10 @@
 A 1,024-image CIFAR-10 batch (the test split from /tmp/zoo-data when present, else random uint8): zoo's
 policy on the normalized float batch, as the trainer calls it, against torchvision's ``RandAugment``,
 ``TrivialAugmentWide`` and ``AutoAugment(CIFAR10)`` applied to each uint8 image in turn. Warm-up, then the
-median of several runs. The oracle table is every op's largest difference from torchvision in grey levels.
+median of several runs. Also: zoo's other way of running a policy (by groups of the images that drew each
+operation, or every operation on the whole batch), the cost of the elementary passes over the batch, off the
+CPU both ways on 256 images of 224×224 (``--large``), and the oracle table: every op's largest difference
+from torchvision in grey levels.
 
     OMP_NUM_THREADS=1 python benchmarks/augmentation_policies.py   # → results/augmentations-policies-cpu.md
     python benchmarks/augmentation_policies.py --device cuda        # zoo on the GPU; torchvision on the CPU
@@ -26,7 +29,7 @@ from zoo_core.allocator import keep_freed_memory
 from zoo_core.bench import describe_machine
 from zoo_core.data.ops import normalize
 from zoo_core.device import default_channels_last
-from zoo_plugins.augmentations._policy import apply_policy, levels_from, levels_to
+from zoo_plugins.augmentations._policy import MASKED_MAX, apply_policy, levels_from, levels_to
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -89,6 +92,37 @@ def passes(x: torch.Tensor, runs: int, warmup: int, device: str) -> list[tuple[s
     return [(what, 1e3 / rate(fn, 1, runs, warmup, device)) for what, fn in steps]
 
 
+def both_ways(x: torch.Tensor, runs: int, warmup: int, device: str) -> list[tuple[str, float, float]]:
+    """(policy, img/s by groups, img/s on the whole batch) on the batch ``x``: where the two ways cross is
+    what ``_policy.MASKED_MAX`` estimates."""
+    rows = []
+    for name, _ in POLICIES:
+        aug = zoo_core.create_augmentation(name, num_classes=10, mean=MEAN, std=STD)
+        gen = torch.Generator(device=x.device).manual_seed(0)
+        rates = [
+            rate(
+                lambda aug=aug, gen=gen, grouped=grouped: apply_policy(
+                    x,
+                    aug.draw(len(x), tuple(x.shape[-2:]), x.device, gen),
+                    aug.ops,
+                    MEAN,
+                    STD,
+                    grouped=grouped,
+                ),
+                len(x),
+                runs,
+                warmup,
+                device,
+            )
+            for grouped in (True, False)
+        ]
+        rows.append((name, *rates))
+        print(
+            f"{name:15s} {tuple(x.shape)}: by groups {rates[0]:10,.0f} img/s, whole batch {rates[1]:10,.0f}"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,6 +136,11 @@ def main() -> None:
         choices=["auto", "contiguous", "channels_last"],
         default="auto",
         help="the batch's memory format; auto: what zoo train uses on the device (channels_last on a CPU)",
+    )
+    parser.add_argument(
+        "--large",
+        type=int,
+        help="also time zoo's two ways on this many 224×224 images (default: 256 off the CPU, none on it)",
     )
     parser.add_argument("--output", type=Path, help="default: results/augmentations-policies-<device>.md")
     args = parser.parse_args()
@@ -145,6 +184,17 @@ def main() -> None:
         )
 
     costs = passes(x, max(args.runs, 9), args.warmup + 2, args.device)
+    large = args.large if args.large is not None else (0 if device.type == "cpu" else 256)
+    big: list[tuple[str, float, float]] = []
+    if large:
+        pixels = u[:large].to(device).float()
+        pixels = torch.nn.functional.interpolate(
+            pixels, size=(224, 224), mode="bilinear", align_corners=False
+        )
+        big_x = normalize(pixels.round_().clamp_(0, 255).to(torch.uint8), MEAN, STD)
+        if layout == "channels_last":
+            big_x = big_x.contiguous(memory_format=torch.channels_last)
+        big = both_ways(big_x, args.runs, args.warmup, args.device)
     sys.path.insert(0, str(ROOT.parent / "tests"))
     from test_augmentations_policies import MAGNITUDES, max_difference, oracle_images
 
@@ -190,6 +240,21 @@ def main() -> None:
         "|---|---:|",
         *(f"| {what} | {ms:.2f} |" for what, ms in costs),
         "",
+        *(
+            [
+                f"## zoo's two ways on {large} images of 224×224 ({large * 3 * 224 * 224:,} values)",
+                "",
+                "The CIFAR images above, resized. Off the CPU, zoo takes the whole batch up to "
+                f"`_policy.MASKED_MAX` = {MASKED_MAX:,} values and goes by groups past it.",
+                "",
+                "| policy | by groups img/s | whole batch img/s |",
+                "|---|---:|---:|",
+                *(f"| `{n}` | {g:,.0f} | {w:,.0f} |" for n, g, w in big),
+                "",
+            ]
+            if big
+            else []
+        ),
         "## Oracle: every op on a batch against `torchvision.transforms.v2.functional` on each uint8 image",
         "",
         "8 images (noise, low contrast, flat, ramp) × each magnitude, one batched call per op "
