@@ -213,6 +213,14 @@ def test_two_steps_compose_in_order_and_an_image_keeps_its_place():
     assert torch.equal(out, expected.to(torch.uint8))
 
 
+def test_equalize_counts_the_same_without_bincount():
+    # the GPU's way (index_add_ into a tensor of the known size, no read back) against bincount
+    index = torch.randint(0, 3 * 256, (5000,), dtype=torch.int32, generator=torch.Generator().manual_seed(2))
+    counted = ops._histogram(index, 3 * 256, torch.float64, bincount=False)
+    assert torch.equal(counted, ops._histogram(index, 3 * 256, torch.float64, bincount=True))
+    assert counted.sum() == 5000 and counted.dtype == torch.float64
+
+
 def test_the_masked_ops_equal_the_grouped_ones_bit_for_bit():
     # every op on the whole batch, each image keeping its own: the GPU's way, against the CPU's groups
     images = oracle_images().repeat(4, 1, 1, 1).float()

@@ -197,14 +197,19 @@ def equalize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     return pixels
 
 
-def _histogram(index: torch.Tensor, size: int, dtype: torch.dtype) -> torch.Tensor:
+def _histogram(
+    index: torch.Tensor, size: int, dtype: torch.dtype, *, bincount: bool | None = None
+) -> torch.Tensor:
     """How many times each of 0 … size − 1 occurs in ``index`` (all below ``size``), as ``dtype``.
 
-    ``bincount`` on a CPU, where it is fastest (73 images: 0.18 ms, against 0.33 for ``index_add_``); on a
-    GPU it reads the largest index back to the host to size its result, a wait for the device, so there the
-    counts are added into a tensor of the known size. Whole counts add exactly in any order.
+    ``bincount`` (default: on a CPU), where it is fastest (73 images: 0.18 ms, against 0.33 for
+    ``index_add_``); on a GPU it reads the largest index back to the host to size its result, a wait for
+    the device, so there the counts are added into a tensor of the known size. Whole counts add exactly in
+    any order.
     """
-    if index.device.type == "cpu":
+    if bincount is None:
+        bincount = index.device.type == "cpu"
+    if bincount:
         return torch.bincount(index, minlength=size).to(dtype)
     ones = torch.ones((), dtype=dtype, device=index.device).expand(index.shape)
     return torch.zeros(size, dtype=dtype, device=index.device).index_add_(0, index, ones)
