@@ -21,6 +21,8 @@ from zoo_plugins.augmentations.ops import apply_masked, apply_sorted, group_rows
 # magnitude spaces of torchvision's RandAugment and AutoAugment (``standard``) and TrivialAugmentWide
 # (``wide``). A signed magnitude is negated for half the images.
 Space = dict[str, tuple[Callable[[int, int, int], torch.Tensor] | None, bool]]
+# a policy's draws: one (op, magnitude) pair of (N,) tensors per step, op < 0 where an image draws nothing
+Steps = Sequence[tuple[torch.Tensor, torch.Tensor]]
 
 
 def _linspace(high: float) -> Callable[[int, int, int], torch.Tensor]:
@@ -160,7 +162,7 @@ MASKED_MAX = 1 << 23
 
 def apply_policy(
     x: torch.Tensor,
-    steps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    steps: Steps,
     ops: Sequence[str],
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
@@ -181,7 +183,7 @@ def apply_policy(
     return (_apply_grouped if grouped else _apply_masked)(x, steps, ops, mean, std)
 
 
-def _touched(steps: Sequence[tuple[torch.Tensor, torch.Tensor]], ops: Sequence[str]) -> torch.Tensor:
+def _touched(steps: Steps, ops: Sequence[str]) -> torch.Tensor:
     """(N,) bool: the images that drew an operation other than identity in some step."""
     skip = ops.index("identity") if "identity" in ops else -1
     return torch.stack([(op >= 0) & (op != skip) for op, _ in steps]).any(0)
@@ -189,7 +191,7 @@ def _touched(steps: Sequence[tuple[torch.Tensor, torch.Tensor]], ops: Sequence[s
 
 def _apply_masked(
     x: torch.Tensor,
-    steps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    steps: Steps,
     ops: Sequence[str],
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
@@ -209,7 +211,7 @@ def _apply_masked(
 
 def _apply_grouped(
     x: torch.Tensor,
-    steps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    steps: Steps,
     ops: Sequence[str],
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
