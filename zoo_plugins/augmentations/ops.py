@@ -175,8 +175,8 @@ def autocontrast(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
 def equalize(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """Equalize each channel's histogram with PIL's look-up table (``equalize``).
 
-    One histogram per image channel, all from one ``bincount`` over offset levels (channel k counts into
-    bins 256·k …), and every table applied by one lookup at the same offsets. PIL's table:
+    One histogram per image channel, all from one count (``_histogram``) over offset levels (channel k
+    counts into bins 256·k …), and every table applied by one lookup at the same offsets. PIL's table:
     ``lut[v] = (cum[v − 1] + step // 2) // step`` with ``step`` the number of pixels not at the channel's
     highest level, over 255; a channel where ``step`` is 0 stays as it is. The table is worked out in
     float64, exact for these whole numbers (below 2^53), where int64 division is not vectorized on a CPU.
@@ -363,11 +363,7 @@ def apply_sorted(
     start = counts[0]
     if counts[1]:  # the geometric images, each with the matrix of the op it drew
         drawn, amount = op.narrow(0, start, counts[1]), magnitude.narrow(0, start, counts[1])
-        matrices = torch.zeros(counts[1], 2, 3, dtype=_wide(amount).dtype, device=amount.device)
-        for k, name in enumerate(ops):
-            if name in GEOMETRIC:
-                chosen = (drawn == k).view(-1, 1, 1)
-                matrices = torch.where(chosen, _MATRICES[name](amount, h, w), matrices)
+        matrices = _geometric_matrices(drawn, amount, ops, h, w)
         run(start, counts[1], lambda chunk, _: affine(chunk, matrices))
         start += counts[1]
     for name, count in zip(others, counts[2:], strict=True):
@@ -393,18 +389,27 @@ def apply_masked(
     out = pixels
     geometric = [k for k, name in enumerate(ops) if name in GEOMETRIC]
     if geometric:
-        unmoved = _constant((1.0, 0.0, 0.0, 0.0, 1.0, 0.0), magnitude.device).to(_wide(magnitude).dtype)
-        matrices = unmoved.view(1, 2, 3).expand(len(op), 2, 3)
-        for k in geometric:
-            chosen = (op == k).view(-1, 1, 1)
-            matrices = torch.where(chosen, _MATRICES[ops[k]](magnitude, h, w), matrices)
         moved = (op.view(-1, 1) == _constant(tuple(geometric), op.device)).any(1)
+        matrices = _geometric_matrices(op, magnitude, ops, h, w)
         out = torch.where(moved.view(-1, 1, 1, 1), affine(pixels, matrices), out)
     for k, name in enumerate(ops):
         if name not in GEOMETRIC and name != "identity":
             result = KERNELS[name](pixels.clone(), magnitude)
             out = torch.where((op == k).view(-1, 1, 1, 1), result, out)
     return out
+
+
+def _geometric_matrices(
+    op: torch.Tensor, magnitude: torch.Tensor, ops: Sequence[str], h: int, w: int
+) -> torch.Tensor:
+    """(N, 2, 3) each image's inverse affine matrix for the geometric op it drew (the identity where it
+    drew another), for one ``affine`` over all of them."""
+    unmoved = _constant((1.0, 0.0, 0.0, 0.0, 1.0, 0.0), magnitude.device).to(_wide(magnitude).dtype)
+    matrices = unmoved.view(1, 2, 3).expand(len(op), 2, 3)
+    for k, name in enumerate(ops):
+        if name in GEOMETRIC:
+            matrices = torch.where((op == k).view(-1, 1, 1), _MATRICES[name](magnitude, h, w), matrices)
+    return matrices
 
 
 def apply_ops(
