@@ -19,6 +19,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -92,6 +93,13 @@ def passes(x: torch.Tensor, runs: int, warmup: int, device: str) -> list[tuple[s
     return [(what, 1e3 / rate(fn, 1, runs, warmup, device)) for what, fn in steps]
 
 
+def one_way(aug, x: torch.Tensor, gen: torch.Generator, grouped: bool) -> Callable[[], torch.Tensor]:
+    """A call of the policy ``aug`` on ``x`` that goes by groups or takes the whole batch, as told."""
+    return lambda: apply_policy(
+        x, aug.draw(len(x), tuple(x.shape[-2:]), x.device, gen), aug.ops, MEAN, STD, grouped=grouped
+    )
+
+
 def both_ways(x: torch.Tensor, runs: int, warmup: int, device: str) -> list[tuple[str, float, float]]:
     """(policy, img/s by groups, img/s on the whole batch) on the batch ``x``: where the two ways cross is
     what ``_policy.MASKED_MAX`` estimates."""
@@ -100,21 +108,7 @@ def both_ways(x: torch.Tensor, runs: int, warmup: int, device: str) -> list[tupl
         aug = zoo_core.create_augmentation(name, num_classes=10, mean=MEAN, std=STD)
         gen = torch.Generator(device=x.device).manual_seed(0)
         rates = [
-            rate(
-                lambda aug=aug, gen=gen, grouped=grouped: apply_policy(
-                    x,
-                    aug.draw(len(x), tuple(x.shape[-2:]), x.device, gen),
-                    aug.ops,
-                    MEAN,
-                    STD,
-                    grouped=grouped,
-                ),
-                len(x),
-                runs,
-                warmup,
-                device,
-            )
-            for grouped in (True, False)
+            rate(one_way(aug, x, gen, grouped), len(x), runs, warmup, device) for grouped in (True, False)
         ]
         rows.append((name, *rates))
         print(
@@ -159,7 +153,7 @@ def main() -> None:
     y = torch.zeros(len(u), dtype=torch.long, device=device)
     load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     rows = []
-    grouped = device.type == "cpu"  # what apply_policy does by default
+    grouped = device.type == "cpu" or x.numel() > MASKED_MAX  # what apply_policy does by default
     paths = ("by groups", "whole batch") if grouped else ("whole batch", "by groups")
     for name, tv in POLICIES:
         aug = zoo_core.create_augmentation(name, num_classes=10, mean=MEAN, std=STD)
@@ -167,9 +161,7 @@ def main() -> None:
         zoo_rate = rate(lambda aug=aug, gen=gen: aug(x, y, gen), len(u), args.runs, args.warmup, args.device)
         # the other way zoo can run a policy: by groups where the default is the whole batch, and back
         other = rate(
-            lambda aug=aug, gen=gen: apply_policy(
-                x, aug.draw(len(x), tuple(x.shape[-2:]), device, gen), aug.ops, MEAN, STD, grouped=not grouped
-            ),
+            one_way(aug, x, gen, not grouped),
             len(u),
             args.runs,
             args.warmup,
