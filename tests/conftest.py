@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -38,6 +39,22 @@ def fake_hardware(monkeypatch):
         monkeypatch.setattr(zoo_core.device, "probe_hardware", lambda device: hardware)
 
     return fake
+
+
+@pytest.fixture
+def no_host_sync():
+    """A context manager in which any wait of the host for a CUDA device raises (sync debug mode)."""
+    import torch
+
+    @contextlib.contextmanager
+    def strict():
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            yield
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    return strict
 
 
 @pytest.fixture

@@ -301,7 +301,7 @@ def test_device_loader_on_cuda_matches_its_own_replay() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_a_cuda_batch_transform_makes_the_host_wait_for_nothing() -> None:
+def test_a_cuda_batch_transform_makes_the_host_wait_for_nothing(no_host_sync) -> None:
     images = make_images().cuda()
     transform = BatchTransform(
         (0.5,) * images.shape[1],
@@ -315,26 +315,22 @@ def test_a_cuda_batch_transform_makes_the_host_wait_for_nothing() -> None:
     )
     generator = torch.Generator(device="cuda").manual_seed(0)
     first = transform(images, generator)  # constants made and copied once, here
-    torch.cuda.set_sync_debug_mode("error")
-    try:
+    with no_host_sync():
         again = transform(images, generator.manual_seed(0))
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
     assert torch.equal(again, first)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("alternate_flip", [False, True])
-def test_a_cuda_device_loader_epoch_makes_the_host_wait_for_nothing(alternate_flip: bool) -> None:
+def test_a_cuda_device_loader_epoch_makes_the_host_wait_for_nothing(
+    alternate_flip: bool, no_host_sync
+) -> None:
     images = make_images()
     a = loader(
         images, device="cuda", crop_padding=2, flip=True, channels_last=True, alternate_flip=alternate_flip
     )
     first = [x for x, _ in a]  # the first epoch makes the loader's device constants
     a.set_epoch(1)
-    torch.cuda.set_sync_debug_mode("error")
-    try:
+    with no_host_sync():
         batches = [(x, y) for x, y in a]
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
     assert len(batches) == len(first) and all(x.device.type == "cuda" for x, _ in batches)
