@@ -22,6 +22,7 @@ what was expected and what came.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -295,3 +296,9 @@ __all__ = [
     "module_input_size",
     "target_kind",
 ]
+
+
+def takes_keyword(builder: Any, key: str) -> bool:
+    """Whether ``builder`` accepts the keyword ``key`` (by name, or through ``**kwargs``)."""
+    parameters = inspect.signature(builder).parameters
+    return key in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())

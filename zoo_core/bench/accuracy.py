@@ -26,7 +26,9 @@ from tqdm import tqdm
 from zoo_core.bench.throughput import resolve_precision, select_models
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError, ZooError
+from zoo_core.out_of_memory import OutOfMemory
 from zoo_core.plugins import one_line
+from zoo_core.progress import Phase
 
 DEFAULT_TARGETS = (0.9, 0.94, 0.99)
 
@@ -170,7 +172,7 @@ def benchmark_accuracy(
                     row["run_dir"] = str(run_dir) if runs_dir is not None else None
                     trainer.fit()
                     break
-                except torch.cuda.OutOfMemoryError:
+                except (OutOfMemory, torch.cuda.OutOfMemoryError):  # the Trainer's one line, or raw
                     if resolved is None or resolved.batch_size <= 1:
                         raise
                 # retried outside the except block, so the failed run's tensors can be freed first
@@ -255,12 +257,12 @@ def run_accuracy(
     names = select_models(patterns)
     rows: list[dict[str, Any]] = []
     stderr = sys.stderr
-    with tqdm(names, desc="bench --accuracy", unit="model", file=stderr, disable=not progress) as bar:
+    with Phase("bench --accuracy", total=len(names), unit="model", enabled=progress) as bar:
         for name in names:
-            bar.set_postfix_str(name)
+            bar.note(name)
 
             def on_epoch(metrics: dict[str, Any], name: str = name) -> None:
-                bar.set_postfix_str(f"{name} epoch {metrics['epoch']} top-1 {metrics['val_acc']:.2%}")
+                bar.note(f"{name} epoch {metrics['epoch']} top-1 {metrics['val_acc']:.2%}")
 
             # the Trainer's per-epoch lines go above the bar rather than through it
             redirect = contextlib.redirect_stderr(_AboveBar(stderr)) if progress else contextlib.nullcontext()

@@ -11,7 +11,6 @@ compilation falls in the (at least one) warm-up step.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -20,7 +19,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from zoo_core import contracts
 from zoo_core import device as zdevice
@@ -29,6 +27,7 @@ from zoo_core.bench.peaks import achieved_tflops, mfu, peak_tflops
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError
 from zoo_core.plugins import one_line
+from zoo_core.progress import Phase
 
 MODES = ("infer", "train")
 FLOPS_SIZE = 32  # FLOPs are reported at 32×32 for every model, so the column compares like with like
@@ -280,9 +279,9 @@ def run_bench(
     resolve_precision(precision, device)
     jobs = [(name, mode) for name in select_models(patterns) for mode in modes]
     rows = []
-    with tqdm(jobs, desc="bench", unit="run", file=sys.stderr, disable=not progress) as bar:
-        for name, mode in bar:
-            bar.set_postfix_str(f"{name} {mode}")
+    with Phase("bench", total=len(jobs), unit="run", enabled=progress) as bar:
+        for name, mode in jobs:
+            bar.note(f"{name} {mode}: warm-up and timed steps")
             row = benchmark_model(
                 name,
                 device=device,
@@ -295,6 +294,7 @@ def run_bench(
                 mode=mode,
             )
             rows.append(row)
+            bar.update(1)
             if on_row is not None:
                 on_row(row)
     return rows

@@ -68,6 +68,8 @@ def eval_command(
     from zoo_core.confusion import format_confusion, save_confusion_png
     from zoo_core.contracts import dataset_input_size
     from zoo_core.data.loader import make_loader
+    from zoo_core.out_of_memory import memory_error, said_in_one_line
+    from zoo_core.progress import track
     from zoo_core.train.checkpoint import load_model, resolve_checkpoint
     from zoo_core.train.evaluate import evaluate
     from zoo_core.train.tta import TestTimeAugmentation
@@ -94,12 +96,19 @@ def eval_command(
     if tta != "none":
         click.echo(f"Test-time augmentation: {tta}", err=True)
     started = time.perf_counter()
-    result = evaluate(
-        model if tta == "none" else TestTimeAugmentation(model, tta),
-        make_loader(data, batch_size=batch_size, device=device, train=False, mean=card.mean, std=card.std),
-        num_classes=card.num_classes,
-        device_type=device.split(":")[0],
+    loader = make_loader(
+        data, batch_size=batch_size, device=device, train=False, mean=card.mean, std=card.std
     )
+    name = "evaluation" if tta == "none" else f"evaluation with TTA ({tta})"
+    what = f"{name} of {card.model} (batches of {batch_size} images of {'×'.join(map(str, data_size))})"
+    smaller = [f"--batch-size {max(1, batch_size // 2)}"]
+    with said_in_one_line(lambda err: memory_error(err, where=what, device=device, options=smaller)):
+        result = evaluate(
+            model if tta == "none" else TestTimeAugmentation(model, tta),
+            track(loader, name, unit="batch"),
+            num_classes=card.num_classes,
+            device_type=device.split(":")[0],
+        )
     seconds = time.perf_counter() - started
     title = f"{card.model} on {dataset} {split}: top-1 {result.top1:.2%}"
     png_path = out or weights.with_name(f"confusion-{dataset}-{split}.png")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from zoo_core.train.config import (
 
 # what a resumed run may change: where it runs and where its data are
 RESUME_OPTIONS = {"resume", "device", "data_dir"}
+SETUP_QUIET = 5.0  # seconds of set-up before it is said (then every 30 s until the first epoch's lines)
 
 
 def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
@@ -94,10 +94,9 @@ def read_run_config(run_dir: Path) -> TrainConfig:
 
 def check_dataset_option(dataset: str, option: str, key: str) -> None:
     from zoo_core.catalog import get_catalog
+    from zoo_core.contracts import takes_keyword
 
-    parameters = inspect.signature(get_catalog().datasets.get(dataset).load()).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    if key not in parameters and not takes_any:
+    if not takes_keyword(get_catalog().datasets.get(dataset).load(), key):
         raise BadInputError(f"Dataset {dataset!r} does not take {option}")
 
 
@@ -275,8 +274,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
       zoo train cifar10 resnet18 --aug 'mixup|cutmix' --device cuda --channels-last --compile
       zoo train --resume runs/20260101-120000-cifar10-resnet18
     """
-    from zoo_core import distributed
-    from zoo_core.train.trainer import Trainer
+    from zoo_core import progress
 
     if opts["resume"]:
         run_dir = find_run(opts["resume"], dataset, model)
@@ -353,8 +351,15 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
                 f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out"
             )
     try:
-        fit_and_report(Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty()))
+        # a first line within seconds, however long the imports and the data take (see zoo_core.progress)
+        with progress.Phase(f"setting up {cfg.model} on {cfg.dataset}", unit="step", quiet=SETUP_QUIET):
+            from zoo_core.train.trainer import Trainer  # torch and the model code: seconds of imports
+
+            trainer = Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty())
+        fit_and_report(trainer)
     finally:
+        from zoo_core import distributed
+
         distributed.cleanup()  # leave the torchrun process group, whether the run ended or failed
 
 

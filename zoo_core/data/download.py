@@ -39,7 +39,7 @@ def download_file(
     digest = hashlib.new(algorithm)
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    from tqdm.auto import tqdm
+    from zoo_core.progress import Phase
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
@@ -48,9 +48,7 @@ def download_file(
             length = response.headers.get("Content-Length")
             expected_size = int(length) if length is not None and length.isdigit() else None
             received = 0
-            with tqdm(
-                total=expected_size, unit="B", unit_scale=True, unit_divisor=1024, desc=desc or dest.name
-            ) as bar:
+            with Phase(f"downloading {desc or dest.name}", total=expected_size, unit="B") as bar:
                 while True:
                     try:
                         chunk = response.read(CHUNK)

@@ -23,7 +23,8 @@ def export_image_folder(dataset: object, dest: str | Path, split: str, *, progre
     under ``dest/split/<class>/``; return that split folder. An existing ``dest/split`` is refused."""
     import numpy as np
     from PIL import Image
-    from tqdm.auto import tqdm
+
+    from zoo_core.progress import Phase
 
     images, labels, classes = _in_memory(dataset)
     if images.shape[1] not in (1, 3):
@@ -54,7 +55,7 @@ def export_image_folder(dataset: object, dest: str | Path, split: str, *, progre
     try:
         with (
             ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool,  # zlib compression releases the GIL
-            tqdm(total=len(ys), unit="img", desc=split, disable=not progress) as bar,
+            Phase(f"exporting {split} to {dest}", total=len(ys), enabled=progress) as bar,
         ):
             for written in pool.map(write, range(0, len(ys), _CHUNK)):
                 bar.update(written)

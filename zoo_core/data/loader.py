@@ -48,6 +48,7 @@ from zoo_core.data.ops import (
 )
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import ZooError
+from zoo_core.progress import track
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
@@ -520,7 +521,8 @@ class StreamLoader(_EpochLoader):
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
-        images = torch.stack([self.dataset[i][0] for i in range(min(n, self.n))]).to(self.device)
+        indices = track(range(min(n, self.n)), "reading images for data-init")
+        images = torch.stack([self.dataset[i][0] for i in indices]).to(self.device)
         return self.transform.first(images)
 
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
@@ -581,7 +583,8 @@ def make_loader(
             mean, std = channel_stats(dataset.images)
         else:
             step = max(1, len(dataset) // 2000)
-            sample = torch.stack([dataset[i][0] for i in range(0, len(dataset), step)])
+            indices = range(0, len(dataset), step)
+            sample = torch.stack([dataset[i][0] for i in track(indices, "channel statistics (sample)")])
             mean, std = channel_stats(sample)
     common = dict(batch_size=batch_size, device=device, mean=mean, std=std, train=train, **options)
     if in_memory and not _fits_on(torch.device(device), dataset.images):

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from zoo_core.errors import BadInputError, ZooError
+from zoo_core.progress import Phase
 
 PRETRAINED = "pretrained"
 STATE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -237,8 +238,9 @@ def _pretrained_state(model_name: str, model_kwargs: dict[str, Any]) -> dict[str
             "'pretrained'); start from a run or a weights file instead (--init RUN_DIR|FILE)"
         )
     kwargs = {k: v for k, v in model_kwargs.items() if k != "num_classes"}
-    try:
-        source = entry.build(pretrained=True, num_classes=None, **kwargs)
+    try:  # the builder downloads them (its own bar on a terminal); the phase keeps a log alive meanwhile
+        with Phase(f"getting the pretrained weights of {entry.name}", unit="step"):
+            source = entry.build(pretrained=True, num_classes=None, **kwargs)
     except ZooError:
         raise
     except Exception as err:  # a download that fails (offline, hub down) or weights that do not exist

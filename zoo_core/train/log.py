@@ -1,7 +1,8 @@
 """Where a run reports: metrics.jsonl, TensorBoard scalars and images, and the console.
 
 On a terminal each epoch gets a tqdm bar; otherwise (CI, a scheduler, a log file) a progress line at every
-logging point and at least every 30 s, and one line per epoch. Only rank 0 logs.
+logging point and at least every 30 s, also inside a step that runs longer (the heartbeat of
+``zoo_core.progress``), and one line per epoch. Only rank 0 logs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from zoo_core import progress
 from zoo_core.train.config import TrainConfig
 
 
@@ -22,13 +24,19 @@ class TrainingLog:
     def __init__(self, run_dir: Path, cfg: TrainConfig, *, enabled: bool, interactive: bool) -> None:
         self.run_dir, self.cfg, self.enabled, self.interactive = run_dir, cfg, enabled, interactive
         self.writer = None
+        self.bar: Any = None  # the progress of the current epoch
         if enabled and cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(run_dir))
 
     def progress(self, *, total: int, initial: int, epoch: int) -> Any:
-        """A tqdm bar on a terminal; otherwise ``ProgressLines``. Both take update, set_postfix, close."""
+        """A tqdm bar on a terminal; otherwise ``ProgressLines``. Both take update, set_postfix, close;
+        ``close`` of the log closes the last one too, when an epoch ends in an error."""
+        self.bar = self._progress(total=total, initial=initial, epoch=epoch)
+        return self.bar
+
+    def _progress(self, *, total: int, initial: int, epoch: int) -> Any:
         if self.enabled and not self.interactive:
             return ProgressLines(
                 total=total,
@@ -36,6 +44,7 @@ class TrainingLog:
                 epoch=epoch,
                 epochs=self.cfg.epochs,
                 batch_size=self.cfg.batch_size,
+                heartbeat=True,
             )
         return tqdm(
             total=total,
@@ -85,6 +94,8 @@ class TrainingLog:
         )
 
     def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
         if self.writer is not None:
             self.writer.close()
 
@@ -98,10 +109,13 @@ def _ends_a_line(path: Path) -> bool:
 class ProgressLines:
     """Progress for output that is not a terminal: one line at each logging point (``set_postfix``, where the
     loss is known) and, between them, whenever ``interval`` seconds have passed (``update``, on the host clock
-    alone: no wait for the device). A line: epoch, step done/total, the last logged loss, img/s, ETA.
+    alone: no wait for the device). A line: epoch, step done/total, the last logged loss, img/s, ETA. While it
+    is open the heartbeat calls ``beat``, which writes the line with the running step's time when a step
+    has run past ``interval`` without any line.
 
     tqdm's own non-terminal output is a bar redrawn with carriage returns, unreadable in a log file; these
-    lines are the small part of it a log needs, so they are written here.
+    lines are the small part of it a log needs, so they are written here. ``heartbeat=True`` (as
+    ``TrainingLog.progress`` asks) joins the heartbeat thread; a test with its own clock calls ``beat``.
     """
 
     def __init__(
@@ -112,20 +126,26 @@ class ProgressLines:
         epoch: int,
         epochs: int,
         batch_size: int,
-        interval: float = 30.0,
+        interval: float | None = None,
         file: Any = None,
         clock: Any = time.monotonic,
+        heartbeat: bool = False,
     ) -> None:
         self.total, self.done, self.epoch, self.epochs = total, initial, epoch, epochs
-        self.batch_size, self.interval, self.file, self.clock = batch_size, interval, file, clock
+        self.batch_size, self.file, self.clock = batch_size, file, clock
+        self.interval = progress.INTERVAL if interval is None else interval
         self.initial = initial
-        self.started = self.last_line = clock()
+        self.started = self.last_line = self.step_started = clock()
         self.loss: str | None = None
         self.lr: str | None = None
+        self.heartbeat = heartbeat
+        if heartbeat:
+            progress.enter(self)
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        if self.clock() - self.last_line >= self.interval:
+        self.step_started = self.clock()
+        if self.step_started - self.last_line >= self.interval:
             self.write()
 
     def set_postfix(self, **values: Any) -> None:
@@ -133,32 +153,39 @@ class ProgressLines:
         self.lr = values.get("lr", self.lr)
         self.write()
 
-    def close(self) -> None:
-        pass
+    def beat(self) -> None:
+        now = self.clock()
+        if now - max(self.last_line, progress.last_output()) >= self.interval:
+            self.write(running=now - self.step_started)
 
-    def write(self) -> None:
+    def close(self) -> None:
+        if self.heartbeat:
+            progress.leave(self)
+
+    def rate(self, now: float) -> float:
+        """Steps a second since this epoch's progress began (0 before the first step)."""
+        steps, elapsed = self.done - self.initial, now - self.started
+        return steps / elapsed if steps and elapsed > 0 else 0.0
+
+    def write(self, running: float | None = None) -> None:
         now = self.clock()
         self.last_line = now
-        steps = self.done - self.initial
-        elapsed = now - self.started
-        rate = steps / elapsed if steps and elapsed > 0 else 0.0
+        rate = self.rate(now)
         if rate:
             left = self.total - self.done
             run_left = left + (self.epochs - self.epoch - 1) * self.total
-            eta = f"ETA {_clock(left / rate)} (run {_clock(run_left / rate)})"
+            eta = f"ETA {progress.clock_text(left / rate)} (run {progress.clock_text(run_left / rate)})"
         else:
             eta = "ETA -"
-        print(
+        step = (
+            f"  (step {self.done + 1} running for {progress.clock_text(running)})"
+            if running is not None
+            else ""
+        )
+        progress.write_line(
             f"epoch {self.epoch + 1}/{self.epochs}  step {self.done}/{self.total}  loss {self.loss or '-'}  "
             + (f"lr {self.lr}  " if self.lr else "")
-            + f"{rate * self.batch_size:,.0f} img/s  {eta}",
-            file=self.file or sys.stderr,
-            flush=True,
+            + f"{rate * self.batch_size:,.0f} img/s  {eta}{step}",
+            now,
+            self.file,
         )
-
-
-def _clock(seconds: float) -> str:
-    """h:mm:ss, or m:ss under an hour."""
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core import contracts, distributed
+from zoo_core import contracts, distributed, progress
 from zoo_core.allocator import keep_freed_memory
 from zoo_core.catalog import get_catalog
 from zoo_core.device import default_channels_last, pick_precision, resolve_device
 from zoo_core.errors import BadInputError, ZooError
+from zoo_core.out_of_memory import memory_error, said_in_one_line
 from zoo_core.train import checkpoint, init_weights
 from zoo_core.train.config import TrainConfig, merged_recipe
 from zoo_core.train.data_recipe import refine_for_data
@@ -37,10 +38,14 @@ from zoo_core.train.optim import (
     make_optimizer,
     make_schedule,
 )
+from zoo_core.train.preflight import Preflight
 from zoo_core.train.tta import TestTimeAugmentation
 
 # images handed to a model's init_from_data (airbench whitens from 5,000 CIFAR-10 images)
 DATA_INIT_IMAGES = 5000
+# evaluation batches hold at most as many pixels as 256 images of 224×224 (and never fewer images than a
+# training batch): no gradients are kept, but 256 images of 2048×2048 would not fit where 4 trained
+EVAL_PIXELS = 256 * 224 * 224
 
 
 class TrainingDiverged(ZooError):
@@ -79,6 +84,7 @@ class Trainer:
         self.interactive = interactive
         self.callbacks = list(callbacks)
         self._stop_requested = False
+        self.saved: tuple[int, int] | None = None  # (epoch, step) of the last.pt this run wrote or read
         self.setup(cfg)
 
     # -- set-up ---------------------------------------------------------------------------------------
@@ -112,8 +118,12 @@ class Trainer:
         torch.manual_seed(cfg.seed)
 
         kwargs = {"root": Path(cfg.data_dir) if cfg.data_dir else None, **cfg.dataset_kwargs}
-        train_set = catalog.datasets.build(dataset_entry.name, split="train", **kwargs)
-        test_set = catalog.datasets.build(dataset_entry.name, split="test", **kwargs)
+        self._reads_options = {  # what an out-of-memory message may suggest
+            key: contracts.takes_keyword(dataset_entry.load(), key) for key in ("image_size", "data_mode")
+        }
+        with self._out_of_memory(lambda: f"reading data set {cfg.dataset}", reading=True):
+            train_set = catalog.datasets.build(dataset_entry.name, split="train", **kwargs)
+            test_set = catalog.datasets.build(dataset_entry.name, split="test", **kwargs)
         for split, built in (("train", train_set), ("test", test_set)):  # what the builder returned
             contracts.dataset_kind(built, f"data set {dataset_entry.name!r} ({split} split)")
         self.cfg = cfg = refine_for_data(  # train_set.recipe (e.g. sized to it); a batch that fits it
@@ -146,10 +156,12 @@ class Trainer:
             **common,
         )
         self.mean, self.std = self.train_loader.mean, self.train_loader.std
-        self.test_loader = make_loader(
-            test_set, batch_size=max(cfg.batch_size, 256), train=False, mean=self.mean, std=self.std, **common
-        )
         self.input_size = contracts.dataset_input_size(train_set, dataset_entry.meta)
+        pixels = self.input_size[1] * self.input_size[2]
+        self.eval_batch_size = max(cfg.batch_size, min(256, EVAL_PIXELS // pixels))
+        self.test_loader = make_loader(
+            test_set, batch_size=self.eval_batch_size, train=False, mean=self.mean, std=self.std, **common
+        )
         self.crop_pct = float(getattr(train_set, "crop_pct", 1.0))  # the evaluation transform, for the card
         if len(self.train_loader) == 0:
             raise BadInputError(
@@ -170,13 +182,25 @@ class Trainer:
         if self.dist.is_main and self.run_dir.is_dir():  # what a killed run was writing when it died
             checkpoint.remove_stale_temp_files(self.run_dir)
         if cfg.data_init and hasattr(model, "init_from_data") and not resuming:
-            with torch.no_grad():  # e.g. whitening filters from the patch covariance of real images
+            with torch.no_grad(), progress.Phase("data-init (init_from_data)", unit="step"):
+                # e.g. whitening filters from the patch covariance of real images
                 model.init_from_data(self.train_loader.first_images(DATA_INIT_IMAGES))
         init_weights.prepare_model(  # --init weights (not when resuming), --freeze-backbone
             model, cfg, model_kwargs=self.model_kwargs, resuming=resuming, announce=self.dist.is_main
         )
         self.optimizer = make_optimizer(model, cfg)
         self.total_steps = cfg.epochs * len(self.train_loader)
+        self.preflight = (
+            Preflight(
+                total_steps=self.total_steps,
+                steps_per_epoch=len(self.train_loader),
+                batch_size=cfg.batch_size,
+                model=cfg.model,
+                input_size=self.input_size,
+            )
+            if self.device.type == "cpu" and self.dist.is_main
+            else None
+        )
         self.schedule = make_schedule(self.optimizer, cfg.schedule, self.total_steps)
         self.average = None
         if cfg.ema:
@@ -218,6 +242,7 @@ class Trainer:
             except (KeyError, ValueError, TypeError, RuntimeError) as err:  # another model's, or hand-made
                 reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
                 raise ZooError(f"Training state {path} does not fit this run ({reason})") from err
+            self.saved = (self.epoch, self.step)
 
     # -- state ----------------------------------------------------------------------------------------
 
@@ -280,6 +305,33 @@ class Trainer:
             self.best_acc = val_acc
         checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.final_model, **card)
         checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, self.state())
+        self.saved = (self.epoch, self.step)
+
+    def _out_of_memory(self, what: Callable[[], str], *, reading: bool = False) -> Any:
+        """A context: out-of-memory inside it raised again as one line naming what ran out in ``what()``,
+        what to change and what became of the checkpoint; any other error passes unchanged."""
+        return said_in_one_line(lambda err: self._memory_error(err, what(), reading=reading))
+
+    def _step_text(self) -> str:
+        shape = "×".join(str(n) for n in self.input_size)
+        per_rank = self.cfg.batch_size // self.dist.world_size
+        return f"a training step of {self.cfg.model} (batch {per_rank} of {shape} images)"
+
+    def _memory_error(self, err: BaseException, what: str, *, reading: bool) -> ZooError | None:
+        options = []
+        if reading:
+            if self._reads_options["data_mode"]:
+                options.append("--data-mode stream")
+        elif self.cfg.batch_size > 1:
+            options.append(f"--batch-size {self.cfg.batch_size // 2}")
+        if self._reads_options["image_size"]:
+            options.append("a smaller --image-size")
+        if not (self.run_dir / checkpoint.TRAINING_STATE).is_file():
+            state = f"no checkpoint was written yet in {self.run_dir}"
+        else:
+            at = f" (step {self.saved[1]})" if self.saved else ""
+            state = f"the last checkpoint{at} is intact: zoo train --resume {self.run_dir}"
+        return memory_error(err, where=what, device=self.device, options=options, state=state)
 
     # -- training -------------------------------------------------------------------------------------
 
@@ -312,6 +364,7 @@ class Trainer:
         seen = 0
         start = time.perf_counter()
         bar = log.progress(total=len(self.train_loader), initial=self.batch_in_epoch, epoch=self.epoch)
+        preflight = self.preflight if self.preflight is not None and not self.preflight.done else None
         for x, y in self.train_loader.iter_from(self.batch_in_epoch):
             if self.augment is not None:
                 self.aug_generator.manual_seed(
@@ -321,6 +374,8 @@ class Trainer:
             if self.step == 0 and self.dist.is_main:
                 log.image_batch(x, self.mean, self.std)
             loss = self.train_step(x, y)
+            if preflight is not None:
+                preflight.step_done(self.step + 1)
             loss_sum += loss * x.shape[0]
             seen += x.shape[0]
             self.step += 1
@@ -382,14 +437,23 @@ class Trainer:
 
         self.test_loader.set_epoch(0)
         model = self.compiled_final
-        return evaluate(
-            model if tta == "none" else TestTimeAugmentation(model, tta),
+        name = "evaluation" if tta == "none" else f"evaluation with TTA ({tta})"
+        batches = progress.track(
             self.test_loader.iter_from(0),
-            num_classes=len(self.classes),
-            autocast_dtype=self.autocast_dtype,
-            device_type=self.device.type,
-            reduce=distributed.all_reduce_sum,
+            name,
+            total=len(self.test_loader),
+            unit="batch",
+            enabled=self.dist.is_main,
         )
+        with self._out_of_memory(lambda: f"{name} of {self.cfg.model} (batches of {self.eval_batch_size})"):
+            return evaluate(
+                model if tta == "none" else TestTimeAugmentation(model, tta),
+                batches,
+                num_classes=len(self.classes),
+                autocast_dtype=self.autocast_dtype,
+                device_type=self.device.type,
+                reduce=distributed.all_reduce_sum,
+            )
 
     def fit(self) -> dict[str, Any]:
         """Run the remaining epochs; returns the last epoch's metrics."""
@@ -402,7 +466,8 @@ class Trainer:
         metrics: dict[str, Any] = {}
         try:
             while self.epoch < self.cfg.epochs:
-                train_loss, img_per_s, _ = self.train_epoch(log)
+                with self._out_of_memory(self._step_text):  # in a step, its augmentation or its batch
+                    train_loss, img_per_s, _ = self.train_epoch(log)
                 last = self.epoch + 1 == self.cfg.epochs
                 if last and self.average is not None:
                     self.average.finish()

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from zoo_core.data.dataset import InMemoryDataset, cropped_size, stored_size
 from zoo_core.data.memory import DATA_MODES, RAM_COPIES, MemoryPlan, free_ram, plan_data_mode
@@ -30,6 +29,7 @@ from zoo_core.data.root import default_cache_dir, resolve_data_root
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
 from zoo_core.images import centre_box
+from zoo_core.progress import Phase, track
 from zoo_plugins.datasets import imagefolder_recipe
 from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
 from zoo_plugins.datasets.jpeg import decode_resized, jpeg_header, one_thread
@@ -292,19 +292,21 @@ def visible_dirs(folder: Path) -> list[str]:
 def _list_files(split_dir: Path, classes: Sequence[str]) -> list[tuple[str, int, int, int]]:
     """(path relative to split_dir, size, mtime_ns, label) of every image, class by class, names sorted."""
     files = []
-    for label, name in enumerate(classes):
-        class_dir = split_dir / name
-        if not class_dir.is_dir():
-            continue
-        found = []
-        for folder, dirs, names in os.walk(class_dir, followlinks=True):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for file in names:
-                if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
-                    path = os.path.join(folder, file)
-                    st = os.stat(path)
-                    found.append((os.path.relpath(path, split_dir), st.st_size, st.st_mtime_ns, label))
-        files += sorted(found)
+    with Phase(f"listing {split_dir}", unit="files") as listing:
+        for label, name in enumerate(classes):
+            class_dir = split_dir / name
+            if not class_dir.is_dir():
+                continue
+            found = []
+            for folder, dirs, names in os.walk(class_dir, followlinks=True):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                for file in names:
+                    if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
+                        path = os.path.join(folder, file)
+                        st = os.stat(path)
+                        found.append((os.path.relpath(path, split_dir), st.st_size, st.st_mtime_ns, label))
+                        listing.update(1)
+            files += sorted(found)
     return files
 
 
@@ -329,15 +331,15 @@ def _auto_size(
     from PIL import Image
 
     heights, widths = [], []
-    for s in splits:
-        for name, *_ in files[s]:
-            try:
-                with Image.open(root / s / name) as img:
-                    width, height = img.size
-            except Exception:  # unreadable: reported (or fatal with strict) when the split is decoded
-                continue
-            heights.append(height)
-            widths.append(width)
+    headers = [(s, name) for s in splits for name, *_ in files[s]]
+    for s, name in track(headers, f"reading image sizes under {root}", unit="files"):
+        try:
+            with Image.open(root / s / name) as img:
+                width, height = img.size
+        except Exception:  # unreadable: reported (or fatal with strict) when the split is decoded
+            continue
+        heights.append(height)
+        widths.append(width)
     decision = None
     if len(set(zip(heights, widths, strict=True))) > 1:
         height, width = float(np.median(heights)), float(np.median(widths))
@@ -401,9 +403,8 @@ def _decode_all(
     n_workers = min(workers or os.cpu_count() or 1, len(chunks))
     n = len(chunks)
     results = []
-    # disable=None: a bar on a terminal, silence in logs and tests
     with (
-        tqdm(total=len(names), desc=f"decoding {split_dir}", unit="img", disable=None, leave=False) as bar,
+        Phase(f"decoding {split_dir} into memory", total=len(names)) as bar,
         ProcessPoolExecutor(n_workers, initializer=one_thread) if n_workers > 1 else nullcontext() as pool,
     ):
         mapper = pool.map if pool is not None else map
