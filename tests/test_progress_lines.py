@@ -43,7 +43,7 @@ def test_a_line_every_30_seconds_without_a_logging_point():
     written = out.getvalue().splitlines()
     assert len(written) == 3
     # 6 steps in 30 s of batch 32: 6.4 img/s; 94 steps left at 0.2 steps/s; then 2 more epochs of 100
-    assert written[0] == "epoch 2/4  step 6/100  loss -  6 img/s  ETA 7:50 (run 24:30)"
+    assert written[0] == "epoch 2/4  step 6/100  loss -  6.4 img/s  ETA 7:50 (run 24:30)"
 
 
 def test_each_logging_point_writes_a_line_with_the_loss():

@@ -132,7 +132,8 @@ def _load(target: str) -> click.Command:
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="zoo", message="%(prog)s %(version)s")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """zoo: train any registered model on any registered data set with any registered augmentation.
 
     \b
@@ -147,6 +148,10 @@ def cli() -> None:
     Plugins (pip packages with a 'zoo.plugins' entry point) add models, data sets, augmentations and
     commands; see `zoo plugins`. Set ZOO_DEBUG=1 to see tracebacks.
     """
+    if ctx.invoked_subcommand == "train":  # before its arguments are checked: that can take seconds
+        from zoo_core.cli.common import setting_up
+
+        setting_up(ctx)
 
 
 def main() -> None:

@@ -42,3 +42,20 @@ def echo_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     click.echo(f"zoo: warning: {message}", err=True)
+
+
+SETTING_UP = "zoo.setting_up"  # the key of the set-up phase in the click context's meta
+SETUP_QUIET = 5.0  # seconds of set-up before it is said (then every 30 s until the first epoch's lines)
+
+
+def setting_up(ctx: click.Context) -> Any:
+    """The set-up phase of ``zoo train`` (a ``zoo_core.progress.Phase``): the group starts it before the
+    arguments are checked, which may import torch and timm, so the first line comes within seconds
+    however long that and the data take. Closed with the context if the command ends before it does."""
+    phase = ctx.meta.get(SETTING_UP)
+    if phase is None:
+        from zoo_core.progress import Phase
+
+        phase = ctx.meta[SETTING_UP] = Phase("setting up the run", unit="step", quiet=SETUP_QUIET)
+        ctx.call_on_close(lambda: phase.close(finished=False))
+    return phase

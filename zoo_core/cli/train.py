@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from zoo_core.cli.common import RegistryName, warn
+from zoo_core.cli.common import RegistryName, setting_up, warn
 from zoo_core.errors import BadInputError
 from zoo_core.train.config import (
     EMA_MODES,
@@ -24,7 +24,6 @@ from zoo_core.train.config import (
 
 # what a resumed run may change: where it runs and where its data are
 RESUME_OPTIONS = {"resume", "device", "data_dir"}
-SETUP_QUIET = 5.0  # seconds of set-up before it is said (then every 30 s until the first epoch's lines)
 
 
 def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
@@ -274,7 +273,6 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
       zoo train cifar10 resnet18 --aug 'mixup|cutmix' --device cuda --channels-last --compile
       zoo train --resume runs/20260101-120000-cifar10-resnet18
     """
-    from zoo_core import progress
 
     if opts["resume"]:
         run_dir = find_run(opts["resume"], dataset, model)
@@ -350,9 +348,10 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             raise BadInputError(
                 f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out"
             )
+    setup = setting_up(click.get_current_context())  # a first line within seconds (see setting_up)
+    setup.note(f"{cfg.model} on {cfg.dataset}")
     try:
-        # a first line within seconds, however long the imports and the data take (see zoo_core.progress)
-        with progress.Phase(f"setting up {cfg.model} on {cfg.dataset}", unit="step", quiet=SETUP_QUIET):
+        with setup:
             from zoo_core.train.trainer import Trainer  # torch and the model code: seconds of imports
 
             trainer = Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty())

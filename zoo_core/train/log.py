@@ -185,7 +185,12 @@ class ProgressLines:
         progress.write_line(
             f"epoch {self.epoch + 1}/{self.epochs}  step {self.done}/{self.total}  loss {self.loss or '-'}  "
             + (f"lr {self.lr}  " if self.lr else "")
-            + f"{rate * self.batch_size:,.0f} img/s  {eta}{step}",
+            + f"{_img_per_s(rate * self.batch_size)} img/s  {eta}{step}",
             now,
             self.file,
         )
+
+
+def _img_per_s(value: float) -> str:
+    """12,345 or 6.4: a slow run's rate keeps a decimal rather than reading as 0."""
+    return f"{value:,.1f}" if 0 < value < 10 else f"{value:,.0f}"

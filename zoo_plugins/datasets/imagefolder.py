@@ -204,8 +204,9 @@ def read_image_tree(
     ok = [i for i, a in enumerate(arrays) if a is not None]
     if not ok:
         raise ZooError(f"None of the {len(files)} images under {root / split} could be read")
-    images = _stack(root / split, [arrays[i] for i in ok], [files[i][0] for i in ok])
-    mean, std = channel_stats(images)
+    with Phase(f"stacking {len(ok):,} images of {root / split} and their channel statistics", unit="step"):
+        images = _stack(root / split, [arrays[i] for i in ok], [files[i][0] for i in ok])
+        mean, std = channel_stats(images)
     saved = {
         "images": images,
         "labels": torch.tensor([files[i][3] for i in ok], dtype=torch.int64),
@@ -214,7 +215,8 @@ def read_image_tree(
         "skipped": skipped,
     }
     if cache:
-        _save(saved, cache_file)
+        with Phase(f"writing the image cache {cache_file}", unit="step"):
+            _save(saved, cache_file)
     return _dataset(saved, classes, crop, large)
 
 

@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,10 @@ import torch
 
 from zoo_core.data.dataset import cropped_size
 from zoo_core.errors import ZooError
+from zoo_core.progress import Phase
 
 STATS_IMAGES = 512
+STATS_CHUNK = 8  # images a worker reduces per task
 
 
 class StreamingImageFolder(torch.utils.data.Dataset):
@@ -165,17 +168,23 @@ class StreamingImageFolder(torch.utils.data.Dataset):
                 pass
         step = max(1, len(self.paths) // STATS_IMAGES)
         names = self.paths[::step][:STATS_IMAGES]
+        from zoo_plugins.datasets.jpeg import one_thread
+
         n_workers = max(1, min(workers or os.cpu_count() or 1, 8))
-        chunks = [names[i::n_workers] for i in range(n_workers)]
+        # chunks of a few images, so that progress moves while large photos decode
+        chunks = [names[i : i + STATS_CHUNK] for i in range(0, len(names), STATS_CHUNK)]
         n, folder = len(chunks), str(self.split_dir)
         args = ([folder] * n, chunks, [self.size] * n, [self.channels] * n, [self.keep_aspect] * n)
-        if n > 1:
-            from zoo_plugins.datasets.jpeg import one_thread
-
-            with ProcessPoolExecutor(n, initializer=one_thread) as pool:
-                results = list(pool.map(channel_moments, *args))
-        else:
-            results = [channel_moments(*(arg[0] for arg in args))]
+        results = []
+        with (
+            Phase(f"channel statistics of {self.split_dir} ({len(names)} images)", len(names)) as phase,
+            ProcessPoolExecutor(min(n, n_workers), initializer=one_thread)
+            if n_workers > 1
+            else nullcontext() as pool,
+        ):
+            for result in (pool.map if pool is not None else map)(channel_moments, *args):
+                results.append(result)
+                phase.update(len(result))
         moments = [m for chunk in results for m in chunk if m is not None]
         if not moments:
             raise ZooError(f"None of the {len(names)} sampled images under {self.split_dir} could be read")
