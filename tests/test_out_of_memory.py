@@ -166,3 +166,23 @@ def test_evaluation_batches_of_large_images_hold_no_more_pixels_than_256_of_224(
     assert trainer.eval_batch_size == 64 == trainer.test_loader.batch_size
     small = TrainConfig(dataset="imagefolder", batch_size=4, dataset_kwargs={"image_size": 32}, **kwargs)
     assert trainer_module.Trainer(small, tmp_path / "run2").eval_batch_size == 256
+
+
+def test_zoo_eval_out_of_memory_is_one_line_with_a_smaller_batch(tmp_path, catalog, monkeypatch):
+    import zoo_core.train.evaluate as evaluate_module
+
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(cli, ["train", "digits", "lenet", "--epochs", "1", "--out", str(run), *FAST])
+    assert trained.exit_code == 0, trained.output
+
+    def evaluate(*args, **kwargs):
+        raise RuntimeError(CPU_MESSAGE)
+
+    monkeypatch.setattr(evaluate_module, "evaluate", evaluate)
+    result = CliRunner().invoke(cli, ["eval", str(run), "--batch-size", "100"])
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert line.startswith(
+        "Error: Out of host memory in evaluation of lenet (batches of 100 images of 1×32×32)"
+    )
+    assert "try --batch-size 50" in line

@@ -100,9 +100,9 @@ def eval_command(
         data, batch_size=batch_size, device=device, train=False, mean=card.mean, std=card.std
     )
     name = "evaluation" if tta == "none" else f"evaluation with TTA ({tta})"
-    what = f"{name} of {card.model} (batches of {batch_size} images of {'×'.join(map(str, data_size))})"
+    doing = f"{name} of {card.model} (batches of {batch_size} images of {'×'.join(map(str, data_size))})"
     smaller = [f"--batch-size {max(1, batch_size // 2)}"]
-    with said_in_one_line(lambda err: memory_error(err, where=what, device=device, options=smaller)):
+    with said_in_one_line(lambda err: memory_error(err, where=doing, device=device, options=smaller)):
         result = evaluate(
             model if tta == "none" else TestTimeAugmentation(model, tta),
             track(loader, name, unit="batch"),
