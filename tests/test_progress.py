@@ -6,6 +6,7 @@ import io
 import itertools
 import re
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -213,3 +214,29 @@ def test_the_heartbeat_thread_writes_inside_a_real_long_call(monkeypatch):
             time.sleep(0.05)  # the main thread busy in one call, as in init_from_data
     lines = out.getvalue().splitlines()
     assert len(lines) >= 2 and all(re.match(r"zoo: a long call: elapsed 0:0\d", line) for line in lines[:2])
+
+
+def test_zoo_bench_and_zoo_export_say_their_phases_in_a_log(catalog, tmp_path, monkeypatch, capsys):
+    """Off a terminal (as under pytest), with the quiet time at 0: each names its phase and its count."""
+    import torch
+
+    from zoo_core.bench import throughput
+    from zoo_core.data.export import export_image_folder
+
+    monkeypatch.setattr(progress, "QUIET", 0.0)
+    throughput.run_bench(["lenet"], device="cpu", batch_size=2, runs=1, warmup=1, modes=["infer"])
+    lines = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(
+        r"zoo: bench: [01]/1 run  .*elapsed \d+:\d\d.*\(lenet infer: warm-up and timed steps\)", lines[0]
+    )
+    assert re.fullmatch(r"zoo: bench: 1/1 run in \d+:\d\d", lines[-1])
+
+    tiny = SimpleNamespace(
+        images=torch.zeros(3, 1, 4, 4, dtype=torch.uint8), labels=torch.tensor([0, 1, 0]), classes=["a", "b"]
+    )
+    export_image_folder(tiny, tmp_path, "train")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"zoo: exporting train to {tmp_path}: ")
+    assert re.fullmatch(
+        rf"zoo: exporting train to {re.escape(str(tmp_path))}: 3/3 img in \d+:\d\d", lines[-1]
+    )
