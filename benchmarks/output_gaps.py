@@ -119,7 +119,12 @@ def main() -> None:
     for name in args.cases.split(","):
         command = [*cases[name], "--out", str(args.work / "runs" / name), "--no-tensorboard"]
         results[name] = run_case(command, args.seconds, env)
-    doc = {"machine": describe_machine("cpu"), "seconds": args.seconds, "cases": results}
+    doc = {
+        "machine": describe_machine("cpu"),
+        "capability": cpu_capability(),
+        "seconds": args.seconds,
+        "cases": results,
+    }
     output = args.output or RESULTS / f"output-gaps-{cpu_capability().lower()}.md"
     output.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     output.write_text(render(doc))
@@ -130,7 +135,8 @@ def render(doc: dict) -> str:
     out = [
         "# How long a run is silent, as a log file sees it",
         "",
-        f"- Machine: {doc['machine']}",
+        f"- Machine: {doc['machine']}; CPU capability {doc['capability']} (a load above the core count means "
+        "other processes shared the cores: the steps are slower, the silences are what is measured)",
         "- Output piped (not a terminal); each case stopped with Ctrl-C after "
         f"{doc['seconds']:.0f} s; `python benchmarks/output_gaps.py`",
         "- Goals: a first line within 10 s of the command, never more than 30 s without a line",

@@ -94,6 +94,12 @@ def last_output() -> float:
     return _last_output[0]
 
 
+def beat_due(now: float, since: float, interval: float) -> bool:
+    """Whether the heartbeat must write now: one look (``BEAT``) early, so that the gap between lines
+    never passes ``interval`` however the looks fall."""
+    return now - max(since, last_output()) >= interval - BEAT
+
+
 def clock_text(seconds: float) -> str:
     """h:mm:ss, or m:ss under an hour."""
     seconds = max(0, round(seconds))
@@ -177,13 +183,15 @@ class Phase:
     def beat(self) -> None:
         if self.bar is not None:
             self.bar.refresh()  # the elapsed time moves on even while no item finishes
-        elif self.enabled and self._due(self.clock(), since=max(self.last_line or 0.0, last_output())):
+        elif self.enabled and self._due(self.clock(), beat=True):
             self.write()
 
-    def _due(self, now: float, since: float | None = None) -> bool:
+    def _due(self, now: float, beat: bool = False) -> bool:
         if self.last_line is None:
             return now - self.started >= self.quiet
-        return now - (self.last_line if since is None else since) >= self.interval
+        if beat:
+            return beat_due(now, self.last_line, self.interval)
+        return now - self.last_line >= self.interval
 
     def close(self, finished: bool = True) -> None:
         """End the phase; when it wrote lines, a last one says it is done (and how long it took)."""

@@ -110,8 +110,8 @@ class ProgressLines:
     """Progress for output that is not a terminal: one line at each logging point (``set_postfix``, where the
     loss is known) and, between them, whenever ``interval`` seconds have passed (``update``, on the host clock
     alone: no wait for the device). A line: epoch, step done/total, the last logged loss, img/s, ETA. While it
-    is open the heartbeat calls ``beat``, which writes the line with the running step's time when a step
-    has run past ``interval`` without any line.
+    is open the heartbeat calls ``beat``, which writes the line when ``interval`` has passed without any,
+    with the running step's time when that step has run a third of it or more.
 
     tqdm's own non-terminal output is a bar redrawn with carriage returns, unreadable in a log file; these
     lines are the small part of it a log needs, so they are written here. ``heartbeat=True`` (as
@@ -155,7 +155,7 @@ class ProgressLines:
 
     def beat(self) -> None:
         now = self.clock()
-        if now - max(self.last_line, progress.last_output()) >= self.interval:
+        if progress.beat_due(now, self.last_line, self.interval):
             self.write(running=now - self.step_started)
 
     def close(self) -> None:
@@ -177,11 +177,8 @@ class ProgressLines:
             eta = f"ETA {progress.clock_text(left / rate)} (run {progress.clock_text(run_left / rate)})"
         else:
             eta = "ETA -"
-        step = (
-            f"  (step {self.done + 1} running for {progress.clock_text(running)})"
-            if running is not None
-            else ""
-        )
+        long_step = running is not None and running >= self.interval / 3  # a short one needs no word
+        step = f"  (step {self.done + 1} running for {progress.clock_text(running)})" if long_step else ""
         progress.write_line(
             f"epoch {self.epoch + 1}/{self.epochs}  step {self.done}/{self.total}  loss {self.loss or '-'}  "
             + (f"lr {self.lr}  " if self.lr else "")
