@@ -11,9 +11,9 @@ Randomness is a pure function of the seed, so a resumed run replays the same bat
 - with ``alternate_flip`` (airbench's derandomised flip) image ``i`` is mirrored in epoch ``e`` exactly when
   ``first[i] != (e odd)``, ``first`` being a fair coin per image drawn once from ``mix(seed, FLIP_STREAM)``:
   each image is seen mirrored every other epoch, half the images starting mirrored;
-- a streamed set on a CPU draws its random resized crops and random flips in the DataLoader workers, image
-  by image: those of the sample at position ``k`` of epoch ``e`` on rank ``r`` come from
-  ``random.Random(mix(seed, CROP_STREAM, e, r, k))``.
+- a streamed set on a CPU cuts its random resized crops and flips in the DataLoader workers, image by
+  image, but the sampler draws them from the same generator, seeded the same way, as the batch would: so
+  a streamed batch equals the in-memory one exactly (``ops.resized_crop`` is the one rule for both).
 Sharding: rank ``r`` takes every ``world_size``-th index of the permutation from ``r``, so the union of the
 ranks' batch ``b`` is the global batch ``b`` of a single process. For training the permutation is first cut
 to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else padding it by wrapping around, as
@@ -27,7 +27,6 @@ import abc
 import hashlib
 import math
 import os
-import random
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -44,14 +43,14 @@ from zoo_core.data.ops import (
     random_flip,
     random_resized_crop,
     random_window,
-    resized_crop_box,
+    resized_crop,
+    resized_crop_boxes,
 )
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import ZooError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
-CROP_STREAM = 0x706F7263  # separates the seeds of the workers' random resized crops and flips
 
 
 def mix(*parts: int) -> int:
@@ -392,23 +391,38 @@ class DeviceLoader(_EpochLoader):
 class _ShardSampler(torch.utils.data.Sampler[int]):
     """One rank's indices for the epoch in ``epoch``, from position ``start`` (both set by the loader).
 
+    With ``crops`` = (stored (H, W), batch size, flip) it yields (index, box, flip) instead: each batch's
+    random resized crop boxes and flips drawn as ``BatchTransform`` draws them for that batch, from a
+    generator seeded with ``mix(seed, epoch, rank, b)``, for the workers to apply (``_WorkerAugment``).
     It holds plain values, not the loader, so no reference cycle keeps DataLoader workers alive."""
 
-    def __init__(self, n: int, num_samples: int, augment_seeds: bool = False, **order: Any) -> None:
+    def __init__(
+        self, n: int, num_samples: int, crops: tuple[tuple[int, int], int, bool] | None = None, **order: Any
+    ) -> None:
         self.n, self.num_samples, self.order = n, num_samples, order
-        self.augment_seeds = augment_seeds  # yield (index, the seed of its crop and flip), not the index
+        self.crops = crops
         self.epoch = 0
         self.start = 0
 
-    def __iter__(self) -> Iterator[int] | Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[int] | Iterator[tuple[int, tuple[int, ...], bool]]:
         indices = shard_order(self.n, epoch=self.epoch, generator=torch.Generator(), **self.order)
         chosen = indices[self.start :].tolist()
-        if not self.augment_seeds:
+        if self.crops is None:
             return iter(chosen)
-        seed, rank = self.order["seed"], self.order["rank"]
-        return iter(
-            (i, mix(seed, CROP_STREAM, self.epoch, rank, k)) for k, i in enumerate(chosen, start=self.start)
-        )
+        return self._with_crops(chosen)
+
+    def _with_crops(self, chosen: list[int]) -> Iterator[tuple[int, tuple[int, ...], bool]]:
+        (height, width), batch_size, flip = self.crops
+        generator = torch.Generator()
+        first = self.start // batch_size
+        for b in range(first, first + math.ceil(len(chosen) / batch_size)):
+            batch = chosen[(b - first) * batch_size : (b - first + 1) * batch_size]
+            generator.manual_seed(mix(self.order["seed"], self.epoch, self.order["rank"], b))
+            boxes = resized_crop_boxes(len(batch), height, width, generator).tolist()
+            flips = (
+                (torch.rand(len(batch), generator=generator) < 0.5).tolist() if flip else [False] * len(batch)
+            )
+            yield from zip(batch, map(tuple, boxes), flips, strict=True)
 
     def __len__(self) -> int:
         return self.num_samples - self.start
@@ -481,14 +495,16 @@ class StreamLoader(_EpochLoader):
         if augment_in_workers is None:  # on a GPU the batched crop and flip are a few kernels; on a CPU they
             # would hold the main process, on the cores the decoding workers need
             augment_in_workers = self.device.type == "cpu"
-        # the random resized crop, and with it the random flip (alternating flips go by image index): other
-        # augmentations stay on the batch, so a streamed set's batches equal those of the set held in memory
-        crop = self.transform.resized_crop
+        # the random resized crop, and with it the random flip (alternating flips go by image index), when
+        # nothing else draws from the batch's generator between them (a padded crop would)
+        crop = self.transform.resized_crop and not self.transform.crop_padding
         flip = self.transform.flip and not self.transform.alternate_flip
         self.augment_in_workers = bool(augment_in_workers and crop and workers > 0)
+        crops = None
         if self.augment_in_workers:
-            stored = tuple(int(v) for v in dataset[0][0].shape[-2:]) if size is None else None
-            dataset = _WorkerAugment(dataset, self.transform.size or stored, flip)
+            stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
+            crops = (stored, batch_size, flip)
+            dataset = _WorkerAugment(dataset, self.transform.size or stored)
             self.transform.resized_crop = False  # the batches arrive cut to size
             self.transform.flip = self.transform.flip and not flip  # and flipped
         collate = None
@@ -499,7 +515,7 @@ class StreamLoader(_EpochLoader):
         self._sampler = _ShardSampler(
             self.n,
             self.num_samples,
-            augment_seeds=self.augment_in_workers,
+            crops=crops,
             seed=seed,
             shuffle=self.shuffle,
             drop_last=self.drop_last,
@@ -627,37 +643,22 @@ class _TensorPairs(torch.utils.data.Dataset):
 
 
 class _WorkerAugment(torch.utils.data.Dataset):
-    """A streamed data set whose samples are cut and flipped in the DataLoader workers; indices come as
-    (index, seed), and each image draws its random resized crop (to ``size``: torchvision's rule on the
-    image as stored, ``resized_crop_box``) and then, with ``flip``, a fair coin from
-    ``random.Random(seed)``. A data set with a ``cropped(index, box, size)`` method cuts the window itself
-    (the streamed imagefolder: from the file's pixels, in one resampling); any other is cut here from the
-    stored image, bilinearly without antialiasing as ``BatchTransform`` does, in uint8."""
+    """A streamed data set whose samples are cut and flipped in the DataLoader workers: indices come as
+    (index, box, flip) from ``_ShardSampler``, and each image is its box of the stored image resized to
+    ``size`` by the one rule (``ops.resized_crop``, the batch's own), then mirrored where ``flip`` says."""
 
-    def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int], flip: bool = False) -> None:
-        self.dataset, self.flip = dataset, flip
+    def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int]) -> None:
+        self.dataset = dataset
         self.size = (int(size[0]), int(size[1]))
-        self.stored = getattr(dataset, "size", None) if hasattr(dataset, "cropped") else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
-        index, seed = item
-        rng = random.Random(seed)
-        if self.stored is not None:
-            image, label = self.dataset.cropped(index, resized_crop_box(*self.stored, rng), self.size)
-        else:
-            image, label = self.dataset[index]
-            top, left, height, width = resized_crop_box(*image.shape[-2:], rng)
-            window = image[None, :, top : top + height, left : left + width]
-            # uint8 channels_last is torch's fast CPU path for bilinear resizing (about 0.1 ms at 224 px)
-            window = window.contiguous(memory_format=torch.channels_last)
-            cut = torch.nn.functional.interpolate(window, self.size, mode="bilinear", align_corners=False)
-            image = cut[0]
-        if self.flip and rng.random() < 0.5:
-            image = image.flip(-1)
-        return image, label
+    def __getitem__(self, item: tuple[int, tuple[int, ...], bool]) -> tuple[torch.Tensor, int]:
+        index, box, flip = item
+        image, label = self.dataset[index]
+        image = resized_crop(image[None], torch.tensor([box]), self.size)[0]
+        return (image.flip(-1) if flip else image), label
 
 
 def _collate_channels_last(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:

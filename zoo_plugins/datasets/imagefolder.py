@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
-import math
 import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -25,19 +23,25 @@ import torch
 from tqdm import tqdm
 
 from zoo_core.data.dataset import InMemoryDataset, cropped_size, stored_size
+from zoo_core.data.decode import (
+    GRAY_MODES,
+    UnreadableImageError,
+    decode_image,
+    one_thread,
+    picture_size,
+    unreadable,
+)
 from zoo_core.data.memory import DATA_MODES, RAM_COPIES, MemoryPlan, free_ram, plan_data_mode
 from zoo_core.data.root import default_cache_dir, resolve_data_root
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
-from zoo_core.images import centre_box
 from zoo_plugins.datasets import imagefolder_recipe
 from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
-from zoo_plugins.datasets.jpeg import decode_resized, jpeg_header, one_thread
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
-CACHE_VERSION = 2  # 2: JPEGs that draft mode would not shrink decode with torchvision (jpeg.py)
+# 3: one decoder for every reader (zoo_core.data.decode): upright by EXIF, alpha on white, no draft mode
+CACHE_VERSION = 3
 DECODERS = ("workers", "device")  # where a streamed split decodes its JPEGs
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
 # images of mixed sizes are resized to their median size with its shorter side at most this: the size of
 # Tiny ImageNet, which zoo's CIFAR-style models (no stem down-sampling) train on well; --image-size for more
@@ -249,13 +253,10 @@ def _memory_plan(
 
 def _first_size(split_dir: Path, files: list[Any]) -> tuple[int, int]:
     """(H, W) of the first image whose header reads (all have one size when no size was chosen)."""
-    from PIL import Image
-
     for name, *_ in files:
         try:
-            with Image.open(split_dir / name) as img:
-                width, height = img.size
-                return height, width
+            width, height = picture_size(split_dir / name)
+            return height, width
         except Exception:  # unreadable: reported when it is decoded
             continue
     raise ZooError(f"None of the {len(files)} images under {split_dir} could be read")
@@ -269,7 +270,7 @@ def _guess_channels(split_dir: Path, files: list[Any], sample: int = 64) -> int:
     for name, *_ in files[::step][:sample]:
         try:
             with Image.open(split_dir / name) as img:
-                if img.mode not in _GRAY_MODES:
+                if img.mode not in GRAY_MODES:
                     return 3
         except Exception:
             continue
@@ -326,14 +327,11 @@ def _auto_size(
             return _announce(root, json.loads(cache_file.read_text()))
         except (OSError, ValueError):
             pass
-    from PIL import Image
-
     heights, widths = [], []
     for s in splits:
         for name, *_ in files[s]:
             try:
-                with Image.open(root / s / name) as img:
-                    width, height = img.size
+                width, height = picture_size(root / s / name)
             except Exception:  # unreadable: reported (or fatal with strict) when the split is decoded
                 continue
             heights.append(height)
@@ -432,114 +430,8 @@ def decode_chunk(
         try:
             out.append((decode_image(path, size, channels, keep_aspect), None))
         except Exception as exc:  # Pillow raises many types for a damaged file
-            out.append((None, f"{path} ({type(exc).__name__}: {exc})"))
+            out.append((None, unreadable(path, exc)))
     return out
-
-
-def decode_image(
-    path: str | Path,
-    size: tuple[int, int] | None = None,
-    channels: int | None = None,
-    keep_aspect: bool = False,
-    data: bytes | None = None,
-) -> np.ndarray:
-    """One image as uint8 H×W (grey) or H×W×3 (colour), resized to ``size`` = (H, W) when given: the
-    whole picture, or with ``keep_aspect`` its centre region of the aspect of ``size`` (torchvision's
-    Resize of the shorter side, then CenterCrop, in one resampling). ``data``: the file's bytes, when the
-    caller has read them already (``path`` then only names the file in errors)."""
-    if size is None:
-        from PIL import Image
-
-        with Image.open(path if data is None else io.BytesIO(data)) as img:
-            gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
-            mode = "L" if gray else "RGB"
-            return np.asarray(img if img.mode == mode else img.convert(mode))
-    return _resample(
-        path,
-        channels,
-        lambda picture: centre_box(picture, size) if keep_aspect else (0, 0, *picture),
-        size,
-        data,
-    )
-
-
-def decode_crop(
-    path: str | Path,
-    stored: tuple[int, int],
-    channels: int | None,
-    keep_aspect: bool,
-    box: Sequence[int],
-    size: tuple[int, int],
-) -> np.ndarray:
-    """The window ``box`` = (top, left, height, width) of the image as ``decode_image`` would store it at
-    ``stored`` = (H, W), resized to ``size``, in one resampling of the file's own pixels: the window is
-    mapped back onto the picture, so a random resized crop costs one decode and one resize, as
-    torchvision's RandomResizedCrop does, not a resize to ``stored`` first."""
-    top, left, height, width = box
-
-    def window(picture: tuple[int, int]) -> tuple[float, float, float, float]:
-        x0, y0, x1, y1 = centre_box(picture, stored) if keep_aspect else (0, 0, *picture)
-        sx, sy = (x1 - x0) / stored[1], (y1 - y0) / stored[0]
-        return (x0 + left * sx, y0 + top * sy, x0 + (left + width) * sx, y0 + (top + height) * sy)
-
-    return _resample(path, channels, window, size)
-
-
-def _resample(
-    path: str | Path,
-    channels: int | None,
-    window: Callable[[tuple[int, int]], tuple[float, float, float, float]],
-    size: tuple[int, int],
-    data: bytes | None = None,
-) -> np.ndarray:
-    """The region ``window(picture size)`` (left, top, right, bottom) of the image at ``path``, resized to
-    ``size`` = (H, W) bilinearly: a JPEG that draft mode would not shrink by torchvision's decoder and
-    torch's resize (``jpeg.decode_resized``, twice Pillow's speed), anything else by Pillow (JPEG draft
-    mode when it shrinks a lot, then its reducing resize)."""
-    from PIL import Image, UnidentifiedImageError
-
-    if data is None:
-        data = Path(path).read_bytes()  # once, for the header and the decoder alike
-    header = jpeg_header(data)  # (width, height, components) of a JPEG, read without Pillow
-    if header is not None:
-        gray = channels == 1 or (channels is None and header[2] == 1)
-        region = window(header[:2])
-        if _draft_factor(header[:2], region, size) < 2:
-            fast = decode_resized(data, gray, region, size)
-            if fast is not None:
-                return fast
-    try:
-        opened = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from None
-    with opened as img:
-        gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
-        mode = "L" if gray else "RGB"
-        img.draft(mode, _draft_request(img.size, window(img.size), size))  # JPEG only: by 2, 4 or 8
-        if img.mode != mode:
-            img = img.convert(mode)
-        region = window(img.size)
-        if img.size != (size[1], size[0]) or region != (0, 0, *img.size):
-            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=region)
-        return np.asarray(img)
-
-
-def _draft_request(
-    picture: tuple[int, int], region: Sequence[float], size: tuple[int, int]
-) -> tuple[int, int]:
-    """The size (W, H) the whole picture may shrink to while ``region`` stays at least ``size`` = (H, W),
-    per axis: a squashing resize scales its axes differently, and one scale for both would draft the longer
-    side below its target and then stretch it back."""
-    return (
-        math.ceil(picture[0] * size[1] / (region[2] - region[0])),
-        math.ceil(picture[1] * size[0] / (region[3] - region[1])),
-    )
-
-
-def _draft_factor(picture: tuple[int, int], region: Sequence[float], size: tuple[int, int]) -> int:
-    """By how much a JPEG's draft mode could shrink the picture: 1 (not at all), 2, 4 or more."""
-    request = _draft_request(picture, region, size)
-    return min(picture[0] // request[0], picture[1] // request[1])
 
 
 def _stack(split_dir: Path, arrays: list[np.ndarray], paths: list[str]) -> torch.Tensor:
@@ -561,7 +453,9 @@ def _report_skipped(split_dir: Path, skipped: list[str], strict: bool) -> None:
     if not skipped:
         return
     if strict:
-        raise ZooError(f"Cannot read image {skipped[0]} (without --strict, unreadable images are skipped)")
+        raise UnreadableImageError(
+            f"Cannot read image {skipped[0]} (without --strict, unreadable images are skipped)"
+        )
     shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
     warnings.warn(f"Skipped {len(skipped)} unreadable image(s) under {split_dir}: {shown}", stacklevel=3)
 

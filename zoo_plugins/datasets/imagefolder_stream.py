@@ -1,12 +1,11 @@
-"""An ImageFolder split read from disk image by image, for trees that do not fit in memory.
-
-DataLoader workers (``zoo_core.data.loader.StreamLoader``) call ``__getitem__``: one file decoded and
-resized (JPEG draft mode when it shrinks a lot, then Pillow's reducing resize: ``decode_image``) into a
-uint8 C×H×W tensor. The sample order, sharding and resumption are the loader's, pure functions of
-(seed, epoch), as for the in-memory path. A file that cannot be read is replaced by the next readable one
-in the list (with its label), said on stderr naming both, so a batch keeps its size and a worker never
-dies; with ``strict`` it is fatal. mean/std come from up to ``STATS_IMAGES`` evenly spaced images, decoded
-in parallel once and cached beside the in-memory caches.
+"""An ImageFolder split read from disk image by image, for trees that do not fit in memory. DataLoader workers
+(``zoo_core.data.loader.StreamLoader``) call ``__getitem__``: one file decoded and resized to the stored size
+by the one decoder (``zoo_core.data.decode.decode_image``, as the in-memory split is) into a uint8 C×H×W
+tensor. The sample order, sharding and resumption are the loader's, pure functions of (seed, epoch), as for
+the in-memory path. A file that cannot be read is replaced by the next readable one in the list (with its
+label), said on stderr naming both, so a batch keeps its size and a worker never dies; with ``strict`` it is
+fatal. mean/std come from up to ``STATS_IMAGES`` evenly spaced images, decoded in parallel once and cached
+beside the in-memory caches.
 """
 
 from __future__ import annotations
@@ -22,6 +21,14 @@ import numpy as np
 import torch
 
 from zoo_core.data.dataset import cropped_size
+from zoo_core.data.decode import (
+    UnreadableImageError,
+    decode_image,
+    exif_orientation,
+    fast_jpeg_header,
+    one_thread,
+    unreadable,
+)
 from zoo_core.errors import ZooError
 
 STATS_IMAGES = 512
@@ -66,30 +73,17 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from zoo_plugins.datasets.imagefolder import decode_image
-
         return self._read(index, lambda path: decode_image(path, self.size, self.channels, self.keep_aspect))
-
-    def cropped(self, index: int, box: Sequence[int], size: tuple[int, int]) -> tuple[torch.Tensor, int]:
-        """The window ``box`` = (top, left, height, width) of image ``index`` as stored, resized to ``size``
-        in one resampling of the file (``decode_crop``): a DataLoader worker's random resized crop."""
-        from zoo_plugins.datasets.imagefolder import decode_crop
-
-        size = (int(size[0]), int(size[1]))
-        return self._read(
-            index, lambda path: decode_crop(path, self.size, self.channels, self.keep_aspect, box, size)
-        )
 
     def encoded(self, index: int) -> tuple[tuple[torch.Tensor, int], int]:
         """What a worker sends when JPEGs decode on the device (``decode="device"``): ((a JPEG's bytes as a
         1-D uint8 tensor, or any other image decoded at the stored size; the index of the file read), label).
-        """
-        from zoo_plugins.datasets.imagefolder import decode_image
-        from zoo_plugins.datasets.jpeg import is_jpeg
+        Only the JPEGs the decoder's fast path reads, and upright ones (the device decoder ignores EXIF),
+        go as bytes: every other file decodes here, so the device sees what the workers would."""
 
         def read(path: Path) -> np.ndarray:
             data = path.read_bytes()
-            if is_jpeg(data):
+            if fast_jpeg_header(data) is not None and exif_orientation(data) == 1:
                 return np.frombuffer(data, dtype=np.uint8)
             return decode_image(path, self.size, self.channels, self.keep_aspect, data=data)
 
@@ -111,7 +105,7 @@ class StreamingImageFolder(torch.utils.data.Dataset):
             path = self.split_dir / self.paths[items[k][1]]
             reason = f"{path} (the JPEG did not decode on {device})"
             if self.strict:
-                raise ZooError(
+                raise UnreadableImageError(
                     f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
                 )
             good = [j % len(items) for j in range(k + 1, k + len(items)) if j % len(items) not in failed]
@@ -131,9 +125,9 @@ class StreamingImageFolder(torch.utils.data.Dataset):
             try:
                 array = decode(path)
             except Exception as exc:  # Pillow raises many types for a damaged file
-                reason = f"{path} ({type(exc).__name__}: {exc})"
+                reason = unreadable(path, exc)
                 if self.strict:
-                    raise ZooError(
+                    raise UnreadableImageError(
                         f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
                     ) from None
                 print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
@@ -170,8 +164,6 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         n, folder = len(chunks), str(self.split_dir)
         args = ([folder] * n, chunks, [self.size] * n, [self.channels] * n, [self.keep_aspect] * n)
         if n > 1:
-            from zoo_plugins.datasets.jpeg import one_thread
-
             with ProcessPoolExecutor(n, initializer=one_thread) as pool:
                 results = list(pool.map(channel_moments, *args))
         else:
@@ -202,8 +194,6 @@ def channel_moments(
     channel as exact integers, or None where it does not decode. Reduced here, in the worker, so what
     travels back is a few numbers an image rather than the image: a sample of 512 photos at 2048 px would
     otherwise be 8 GB of arrays."""
-    from zoo_plugins.datasets.imagefolder import decode_image
-
     out: list[tuple[int, np.ndarray, np.ndarray] | None] = []
     for name in names:
         try:
