@@ -85,7 +85,7 @@ def write_hostile_set(folder: Path) -> dict[str, np.ndarray]:
     palette = Image.fromarray(picture).quantize(colors=4, dither=Image.Dither.NONE)
     indices = np.array(palette)
     indices[24:] = 4  # a fifth entry: transparent, its colour magenta
-    flat = palette.getpalette()[:12] + [255, 0, 255]
+    flat = [*palette.getpalette()[:12], 255, 0, 255]
     transparent = Image.fromarray(indices, "P")
     transparent.putpalette(flat)
     transparent.save(folder / "palette.png", transparency=4)

@@ -64,7 +64,7 @@ def decode_image(
     fast = _decode_jpeg_fast(data, channels, size, keep_aspect)
     if fast is not None:
         return fast
-    return decode_reference(data, size, channels, keep_aspect, name=str(path))
+    return decode_reference(data, size, channels, keep_aspect)
 
 
 def decode_reference(
@@ -72,18 +72,16 @@ def decode_reference(
     size: tuple[int, int] | None,
     channels: int | None,
     keep_aspect: bool = False,
-    *,
-    name: str = "",
 ) -> np.ndarray:
     """``decode_image`` by Pillow alone: the reference path."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
-        raise UnidentifiedImageError(f"empty file {name!r}")
+        raise UnidentifiedImageError("the file is empty")
     try:
         opened = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UnidentifiedImageError(f"cannot identify image file {name!r}") from None
+    except UnidentifiedImageError:  # its own message names a BytesIO object
+        raise UnidentifiedImageError("not an image format Pillow reads") from None
     with opened as img:
         gray = channels == 1 or (channels is None and img.mode in GRAY_MODES)
         orientation = img.getexif().get(_ORIENTATION, 1)
