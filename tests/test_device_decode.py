@@ -48,11 +48,6 @@ def batches(root: Path, decode: str, **options) -> list[tuple[torch.Tensor, torc
     return [(x, y) for x, y in loader], data
 
 
-def levels(x: torch.Tensor, data) -> torch.Tensor:
-    std, mean = (torch.tensor(v).view(1, -1, 1, 1) for v in (data.std, data.mean))
-    return (x * std + mean) * 255
-
-
 def test_device_decoding_on_the_cpu_gives_the_workers_pixels_exactly(jpegs: Path) -> None:
     # the same libjpeg calls and the one resize rule: equal on the CPU; on a GPU the resize runs in float32
     # and is rounded, within one level (ops.resize_region)

@@ -179,8 +179,8 @@ class BatchTransform:
     def _planes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """scale and shift as whole channels_last images (1, C, H, W), made once per size: per-channel
         values broadcast over a channels_last batch vary along its innermost dimension (C, 3 wide), which
-        a CPU's vector kernels run several times slower (64×3×224×224: 11.6 ms against 3.9 ms); the same
-        values, the same float32 products and sums."""
+        a CPU's vector kernels run several times slower (measured in benchmarks/results/
+        imagefolder-stream-cpu.md); the same values, the same float32 products and sums."""
         key = tuple(x.shape[-2:])
         if self._planes_key != key:
             scale, shift = (
