@@ -59,13 +59,16 @@ def test_device_decoding_on_the_cpu_gives_the_workers_pixels_exactly(jpegs: Path
         assert torch.equal(a, b)
 
 
-def test_device_decoded_training_crops_equal_the_workers_crops(jpegs: Path) -> None:
+def test_device_decoded_training_crops_are_the_workers_crops_within_a_level(jpegs: Path) -> None:
+    # the same boxes and flips; the device cuts them with the batched gathers, a worker with torch's uint8
+    # kernel (ops.resized_crop against ops.resized_crop_one)
     options = dict(batch_size=3, device="cpu", train=True, resized_crop=True, flip=True, num_workers=1)
     on_device = make_loader(streamed(jpegs, "device"), **options)
     in_workers = make_loader(streamed(jpegs, "workers"), **options)
     assert on_device.decode_on_device and in_workers.augment_in_workers
+    std = torch.tensor(on_device.std).view(1, -1, 1, 1) * 255
     for (a, ya), (b, yb) in zip(on_device, in_workers, strict=True):
-        assert torch.equal(a, b) and torch.equal(ya, yb)
+        assert ((a - b) * std).abs().max() <= 1 + 1e-3 and torch.equal(ya, yb)
 
 
 def test_a_jpeg_turned_by_exif_is_decoded_in_the_worker(jpegs: Path) -> None:

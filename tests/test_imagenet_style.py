@@ -23,6 +23,7 @@ from zoo_core.data.ops import (
     random_resized_crop,
     resized_crop,
     resized_crop_boxes,
+    resized_crop_one,
 )
 from zoo_core.images import read_image
 from zoo_core.train.checkpoint import read_card, save_weights
@@ -73,8 +74,8 @@ def test_resized_crop_equals_torchvision_on_each_image_alone() -> None:
         top, left, h, w = boxes[i].tolist()
         exact = TF.resized_crop(x[i].float(), top, left, h, w, [24, 30], antialias=False)
         assert (exact - out[i]).abs().max() < 1e-3
-        one = resized_crop(x[i : i + 1], boxes[i : i + 1], (24, 30))[0]  # a worker's call: bit for bit
-        assert torch.equal(one, levels[i])
+        one = resized_crop_one(x[i], boxes[i].tolist(), (24, 30))  # a worker's: torch's uint8 kernel
+        assert (one.int() - levels[i].int()).abs().max() <= 1
 
 
 def test_an_upscaled_box_and_the_whole_image_resize_like_torchvision() -> None:
@@ -300,7 +301,7 @@ def worker_crop_loader(
     )
 
 
-def test_a_streamed_set_on_a_cpu_cuts_in_the_workers_exactly_the_batch_crops() -> None:
+def test_on_a_cpu_crops_are_cut_in_the_workers_for_streamed_and_held_sets_alike() -> None:
     data = stored_set()
     loader = worker_crop_loader(data, None)  # the default on a CPU
     assert loader.augment_in_workers and not loader.transform.resized_crop
@@ -308,13 +309,16 @@ def test_a_streamed_set_on_a_cpu_cuts_in_the_workers_exactly_the_batch_crops() -
     on_batch = worker_crop_loader(data, False)
     assert not on_batch.augment_in_workers
     held = make_loader(data, batch_size=4, device="cpu", train=True, shuffle=False, resized_crop=True)
+    assert held.augment_in_workers  # an in-memory set on a CPU too
     for epoch in (0, 2):
         for one in (loader, on_batch, held):
             one.set_epoch(epoch)
         got = [x for x, _ in loader]
         assert all(x.shape == (4, 3, 128, 128) for x in got)
-        for other in (on_batch, held):
-            assert all(torch.equal(p, q) for p, q in zip(got, [x for x, _ in other], strict=True))
+        assert all(torch.equal(p, q) for p, q in zip(got, [x for x, _ in held], strict=True))
+        # the same boxes cut on the batch: torch's uint8 kernel against the float gathers, within a level
+        for p, q in zip(got, [x for x, _ in on_batch], strict=True):
+            assert (p - q).abs().max() <= 1 + 1e-4 and (p - q).abs().mean() < 0.4
 
 
 def test_worker_crops_replay_per_seed_epoch_and_resumed_batch() -> None:

@@ -11,9 +11,10 @@ Randomness is a pure function of the seed, so a resumed run replays the same bat
 - with ``alternate_flip`` (airbench's derandomised flip) image ``i`` is mirrored in epoch ``e`` exactly when
   ``first[i] != (e odd)``, ``first`` being a fair coin per image drawn once from ``mix(seed, FLIP_STREAM)``:
   each image is seen mirrored every other epoch, half the images starting mirrored;
-- a streamed set on a CPU cuts its random resized crops and flips in the DataLoader workers, image by
-  image, but the sampler draws them from the same generator, seeded the same way, as the batch would: so
-  a streamed batch equals the in-memory one exactly (``ops.resized_crop`` is the one rule for both).
+- on a CPU, random resized crops and flips are cut in the DataLoader workers, image by image, for streamed
+  and in-memory sets alike, but the sampler draws them from the same generator, seeded the same way, as
+  the batch would: the batches equal those cut on the batch within one level (``ops.resized_crop_one``
+  against ``ops.resized_crop``), and a streamed set's equal the in-memory set's exactly.
 Sharding: rank ``r`` takes every ``world_size``-th index of the permutation from ``r``, so the union of the
 ranks' batch ``b`` is the global batch ``b`` of a single process. For training the permutation is first cut
 to a multiple of ``world_size`` (dropping the tail when ``drop_last``, else padding it by wrapping around, as
@@ -43,8 +44,8 @@ from zoo_core.data.ops import (
     random_flip,
     random_resized_crop,
     random_window,
-    resized_crop,
     resized_crop_boxes,
+    resized_crop_one,
 )
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import ZooError
@@ -603,9 +604,29 @@ def make_loader(
     if in_memory and not _fits_on(torch.device(device), dataset.images):
         # held in RAM, too large for the GPU: batches are copied from (pinned) host memory instead
         return StreamLoader(_TensorPairs(dataset.images, dataset.labels), num_workers=0, **common)
+    if in_memory and _crops_in_workers(torch.device(device), train, options, num_workers):
+        # a CPU cuts random resized crops image by image in DataLoader workers, as for a streamed set: the
+        # same kernel, so both give the same batches, and the main process's cores stay with the model
+        return StreamLoader(_TensorPairs(dataset.images, dataset.labels), num_workers=num_workers, **common)
     if in_memory:
         return DeviceLoader(dataset.images, dataset.labels, **common)
     return StreamLoader(dataset, num_workers=num_workers, **common)
+
+
+def _crops_in_workers(
+    device: torch.device, train: bool, options: dict[str, Any], workers: int | None
+) -> bool:
+    """Whether training batches would have their random resized crops cut in DataLoader workers: on a CPU,
+    with workers, when no padded crop draws between the crop and the flip (``StreamLoader``'s rule)."""
+    wanted = options.get("augment_in_workers")
+    on_cpu = device.type == "cpu" if wanted is None else bool(wanted)
+    return (
+        train
+        and on_cpu
+        and bool(options.get("resized_crop"))
+        and not options.get("crop_padding")
+        and (workers is None or workers > 0)
+    )
 
 
 def _fits_on(device: torch.device, images: torch.Tensor) -> bool:
@@ -645,7 +666,8 @@ class _TensorPairs(torch.utils.data.Dataset):
 class _WorkerAugment(torch.utils.data.Dataset):
     """A streamed data set whose samples are cut and flipped in the DataLoader workers: indices come as
     (index, box, flip) from ``_ShardSampler``, and each image is its box of the stored image resized to
-    ``size`` by the one rule (``ops.resized_crop``, the batch's own), then mirrored where ``flip`` says."""
+    ``size`` by the one rule in its one-image form (``ops.resized_crop_one``), then mirrored where
+    ``flip`` says."""
 
     def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int]) -> None:
         self.dataset = dataset
@@ -657,7 +679,7 @@ class _WorkerAugment(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple[int, tuple[int, ...], bool]) -> tuple[torch.Tensor, int]:
         index, box, flip = item
         image, label = self.dataset[index]
-        image = resized_crop(image[None], torch.tensor([box]), self.size)[0]
+        image = resized_crop_one(image, box, self.size)
         return (image.flip(-1) if flip else image), label
 
 

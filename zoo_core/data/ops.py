@@ -103,8 +103,7 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) ->
     align_corners=False)`` (torchvision's ``resized_crop`` without antialiasing): the source coordinates
     stay inside each box. Written as gathers because no torch kernel resizes a different window of every
     image of a batch: bilinear is separable, so two gathers of rows and two of columns make the whole batch
-    in one pass each. A DataLoader worker calls it with one image, so a streamed batch equals the in-memory
-    one exactly.
+    in one pass each. ``resized_crop_one`` is its one-image form, for a DataLoader worker.
     """
     n, c = x.shape[:2]
     h, w = size
@@ -120,6 +119,19 @@ def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) ->
     right_px = blended.gather(3, x1.view(n, 1, 1, w).expand(n, c, h, w))
     out = left_px.add_(right_px.sub_(left_px).mul_(wx.view(n, 1, 1, w)))
     return out if x.is_floating_point() else out.round_().to(x.dtype)
+
+
+def resized_crop_one(image: torch.Tensor, box: Sequence[int], size: tuple[int, int]) -> torch.Tensor:
+    """``resized_crop`` of one uint8 C×H×W image on a CPU, for a DataLoader worker: the box (top, left,
+    height, width) resized to ``size`` bilinearly without antialiasing by torch's uint8 channels_last
+    kernel, its fast path (the batched gathers are slow for one image). That kernel weighs in fixed point:
+    within one level of ``resized_crop`` (tests/test_imagenet_style.py)."""
+    top, left, height, width = (int(v) for v in box)
+    window = image[None, :, top : top + height, left : left + width]
+    if (height, width) == tuple(size):
+        return window[0]
+    window = window.contiguous(memory_format=torch.channels_last)
+    return F.interpolate(window, size, mode="bilinear", align_corners=False, antialias=False)[0]
 
 
 def _source(
