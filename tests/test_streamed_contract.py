@@ -18,6 +18,8 @@ from zoo_core.contracts import ContractError, StreamedDataset
 from zoo_core.data.dataset import InMemoryDataset
 from zoo_core.data.loader import make_loader
 
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+
 
 class Pngs(torch.utils.data.Dataset):
     """A third party's streamed set: PNG files held as bytes, decoded by torchvision (workers or device)."""
