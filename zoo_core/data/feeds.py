@@ -241,29 +241,15 @@ class StreamLoader(_EpochLoader):
             wanted=augment_in_workers,
             decode_on_device=self.decode_on_device,
         )
-        flip = self.transform.flip and not self.transform.alternate_flip  # alternating ones go by index
-        crops = None
-        if self.augment_in_workers:
-            stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
-            crops = (stored, batch_size, flip)
-            dataset = _WorkerAugment(dataset, self.transform.size or stored)
-            self.transform.resized_crop = False  # the batches arrive cut to size
-            self.transform.flip = self.transform.flip and not flip  # and flipped
+        dataset, crops = self._cut_in_workers(dataset) if self.augment_in_workers else (dataset, None)
         collate = None
         if self.decode_on_device:
             collate = _collate_encoded
         elif self.transform.channels_last and self.device.type == "cpu":
             collate = _collate_channels_last
+        order = dict(shuffle=self.shuffle, drop_last=self.drop_last, rank=self.rank, pad=self.pad)
         self._sampler = ShardSampler(
-            self.n,
-            self.num_samples,
-            crops=crops,
-            seed=self.seed,
-            shuffle=self.shuffle,
-            drop_last=self.drop_last,
-            rank=self.rank,
-            world_size=self.world_size,
-            pad=self.pad,
+            self.n, self.num_samples, crops=crops, seed=self.seed, world_size=self.world_size, **order
         )
         self._loader = torch.utils.data.DataLoader(
             dataset,
@@ -275,6 +261,17 @@ class StreamLoader(_EpochLoader):
             persistent_workers=workers > 0,
             collate_fn=collate,
         )
+
+    def _cut_in_workers(
+        self, dataset: torch.utils.data.Dataset
+    ) -> tuple[torch.utils.data.Dataset, tuple[tuple[int, int], int, bool]]:
+        """The data set whose workers cut the random resized crops (and random flips, but not alternating
+        ones: they go by index), and what the sampler needs to draw them; the transform no longer does."""
+        flip = self.transform.flip and not self.transform.alternate_flip
+        stored = (int(dataset[0][0].shape[-2]), int(dataset[0][0].shape[-1]))
+        self.transform.resized_crop = False  # the batches arrive cut to size
+        self.transform.flip = self.transform.flip and not flip  # and flipped
+        return _WorkerAugment(dataset, self.transform.size or stored), (stored, self.batch_size, flip)
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
