@@ -29,6 +29,8 @@ from zoo_core.data.decode import (
     one_thread,
     unreadable,
 )
+from zoo_core.data.stats import channel_moments as channel_moments_of
+from zoo_core.data.stats import stats_from_moments
 from zoo_core.errors import ZooError
 
 STATS_IMAGES = 512
@@ -172,12 +174,8 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         if not moments:
             raise ZooError(f"None of the {len(names)} sampled images under {self.split_dir} could be read")
         count = sum(m[0] for m in moments)
-        total = np.sum([m[1] for m in moments], axis=0, dtype=np.float64) / 255
-        squares = np.sum([m[2] for m in moments], axis=0, dtype=np.float64) / 255**2
-        mean_v = total / count
-        std_v = np.sqrt(np.maximum(squares / count - mean_v**2, 0.0))
-        mean = tuple(float(v) for v in mean_v)
-        std = tuple(float(v) for v in std_v)
+        total = np.sum([m[1] for m in moments], axis=0)
+        mean, std = stats_from_moments(count, total, np.sum([m[2] for m in moments], axis=0))
         if cache_file is not None:
             try:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -190,8 +188,8 @@ class StreamingImageFolder(torch.utils.data.Dataset):
 def channel_moments(
     split_dir: str, names: list[str], size: tuple[int, int], channels: int, keep_aspect: bool
 ) -> list[tuple[int, np.ndarray, np.ndarray] | None]:
-    """Per image of ``names``: (pixels per channel, the sum of its levels, the sum of their squares) per
-    channel as exact integers, or None where it does not decode. Reduced here, in the worker, so what
+    """Per image of ``names``: its ``stats.channel_moments`` (pixels per channel, the sums of the levels and
+    of their squares, exact), or None where it does not decode. Reduced here, in the worker, so what
     travels back is a few numbers an image rather than the image: a sample of 512 photos at 2048 px would
     otherwise be 8 GB of arrays."""
     out: list[tuple[int, np.ndarray, np.ndarray] | None] = []
@@ -201,7 +199,5 @@ def channel_moments(
         except Exception:  # Pillow raises many types for a damaged file; the sample skips it
             out.append(None)
             continue
-        flat = array.reshape(-1, channels if array.ndim == 3 else 1)
-        wide = flat.astype(np.int64)
-        out.append((flat.shape[0], wide.sum(0), (wide * wide).sum(0)))
+        out.append(channel_moments_of(array))
     return out
