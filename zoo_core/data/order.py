@@ -33,6 +33,7 @@ import torch
 from zoo_core.data.ops import resized_crop_boxes
 
 FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
+AUG_STREAM = 0x67756161  # separates the seeds of the trainer's batch augmentations (--aug)
 
 
 @dataclass(frozen=True)
