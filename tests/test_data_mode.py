@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from zoo_core import notices
 from zoo_core.cli import cli
 from zoo_core.data import memory
 from zoo_core.data.loader import make_loader
@@ -93,7 +94,7 @@ def make_tree(root: Path, per_class: int = 24, size: int = 12) -> Path:
 @pytest.fixture
 def tree(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
-    module._ANNOUNCED_PLANS.clear()
+    notices.forget()
     return make_tree(tmp_path / "tree")
 
 

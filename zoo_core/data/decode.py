@@ -19,6 +19,7 @@ A file that does not decode is reported in one line by ``unreadable``, the same 
 from __future__ import annotations
 
 import io
+import sys
 import warnings
 from pathlib import Path
 
@@ -45,6 +46,16 @@ def unreadable(path: str | Path, exc: BaseException) -> str:
     """The one-line report of a file that did not decode: ``path (Type: message)``."""
     reason = " ".join(str(exc).split())
     return f"{path} ({type(exc).__name__}: {reason})" if reason else f"{path} ({type(exc).__name__})"
+
+
+def skip_or_fail(reason: str, strict: bool) -> None:
+    """The one report of a training image that did not decode (``reason``: ``unreadable``'s line): fatal
+    under ``strict`` (exit 2), else a warning line on stderr naming it; the caller skips the file."""
+    if strict:
+        raise UnreadableImageError(
+            f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
+        )
+    print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
 
 
 def decode_image(

@@ -6,7 +6,6 @@ decided before any image is decoded, by the memory plan (``zoo_core.data.memory`
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -21,19 +20,19 @@ from tqdm import tqdm
 
 from zoo_core.data.dataset import InMemoryDataset, cropped_size, stored_size
 from zoo_core.data.decode import (
-    UnreadableImageError,
     decode_image,
     one_thread,
+    skip_or_fail,
     unreadable,
 )
 from zoo_core.data.memory import DATA_MODES, RAM_COPIES, MemoryPlan, free_ram, plan_data_mode
 from zoo_core.data.root import default_cache_dir, resolve_data_root
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import BadInputError, ZooError
+from zoo_core.notices import say_once
 from zoo_plugins.datasets import imagefolder_recipe
 from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
 from zoo_plugins.datasets.imagefolder_tree import (
-    _ANNOUNCED,
     AUTO_SIZE_CAP,
     auto_size,
     cache_key,
@@ -63,7 +62,6 @@ _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
 # evaluation, as timm and torchvision train ImageNet (crop_pct 0.875: 224 out of 256)
 LARGE_SIDE = 128
 CROP_PCT = 0.875
-_ANNOUNCED_PLANS: set[tuple[str, str]] = set()
 
 
 def imagefolder(
@@ -248,10 +246,7 @@ def _memory_plan(
     if data_mode == "memory" and not plan.fits:
         raise BadInputError(f"{plan.line}, which cannot fit: --data-mode stream or auto reads it from disk")
     if plan.mode == "stream" or data_mode != "auto" or plan.need >= 1e9:
-        said = (str(split_dir), plan.mode)
-        if said not in _ANNOUNCED_PLANS:
-            _ANNOUNCED_PLANS.add(said)
-            print(plan.line, file=sys.stderr, flush=True)
+        say_once(("imagefolder plan", str(split_dir), plan.mode), plan.line)
     return plan
 
 
@@ -324,9 +319,7 @@ def _report_skipped(split_dir: Path, skipped: list[str], strict: bool) -> None:
     if not skipped:
         return
     if strict:
-        raise UnreadableImageError(
-            f"Cannot read image {skipped[0]} (without --strict, unreadable images are skipped)"
-        )
+        skip_or_fail(skipped[0], strict)
     shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
     warnings.warn(f"Skipped {len(skipped)} unreadable image(s) under {split_dir}: {shown}", stacklevel=3)
 
@@ -362,16 +355,11 @@ def _announce_crop(
     root: Path, seen: tuple[int, int], stored: tuple[int, int], crop_pct: float, large: bool
 ) -> None:
     """Say once per process and tree how its images are cut for the model (ImageNet-style when large)."""
-    said = (str(root), "crop", seen, stored, crop_pct)
-    if said in _ANNOUNCED:
-        return
-    _ANNOUNCED.add(said)
     style = f"shorter side ≥ {LARGE_SIDE}: ImageNet-style" if large else f"crop_pct {crop_pct:g}"
     training = "random resized crops" if large else "crops"
-    print(
+    say_once(
+        ("imagefolder crop", str(root), seen, stored, crop_pct),
         f"imagefolder: {root} ({style}): images stored at {stored[1]}×{stored[0]}, {training} of "
         f"{seen[1]}×{seen[0]} in training, the centre {seen[1]}×{seen[0]} (crop_pct {crop_pct:g}) in "
         "evaluation and prediction",
-        file=sys.stderr,
-        flush=True,
     )

@@ -22,11 +22,11 @@ import torch
 
 from zoo_core.data.dataset import cropped_size
 from zoo_core.data.decode import (
-    UnreadableImageError,
     decode_image,
     exif_orientation,
     fast_jpeg_header,
     one_thread,
+    skip_or_fail,
     unreadable,
 )
 from zoo_core.data.stats import channel_moments as channel_moments_of
@@ -106,16 +106,12 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         for k in failed:
             path = self.split_dir / self.paths[items[k][1]]
             reason = f"{path} (the JPEG did not decode on {device})"
-            if self.strict:
-                raise UnreadableImageError(
-                    f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
-                )
+            skip_or_fail(reason, self.strict)
             good = [j % len(items) for j in range(k + 1, k + len(items)) if j % len(items) not in failed]
             if not good:
                 raise ZooError(f"None of the {len(items)} images of a batch under {self.split_dir} decoded")
             x[k].copy_(x[good[0]])
             stand_ins.append((k, good[0]))
-            print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
         return x, stand_ins
 
     def _read(
@@ -128,11 +124,7 @@ class StreamingImageFolder(torch.utils.data.Dataset):
                 array = decode(path)
             except Exception as exc:  # Pillow raises many types for a damaged file
                 reason = unreadable(path, exc)
-                if self.strict:
-                    raise UnreadableImageError(
-                        f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
-                    ) from None
-                print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
+                skip_or_fail(reason, self.strict)
                 continue
             if step:
                 print(

@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 
 from zoo_core.data.decode import GRAY_MODES, picture_size
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
+from zoo_core.notices import say_once
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
 # 3: one decoder for every reader (zoo_core.data.decode): upright by EXIF, alpha on white, no draft mode
@@ -23,7 +23,6 @@ CACHE_VERSION = 3
 # images of mixed sizes are resized to their median size with its shorter side at most this: the size of
 # Tiny ImageNet, which zoo's CIFAR-style models (no stem down-sampling) train on well; --image-size for more
 AUTO_SIZE_CAP = 64
-_ANNOUNCED: set[tuple[Any, ...]] = set()
 
 
 def first_size(split_dir: Path, files: list[Any]) -> tuple[int, int]:
@@ -158,19 +157,16 @@ def auto_size(
 
 
 def _announce(root: Path, decision: dict[str, Any] | None) -> tuple[int, int] | None:
-    """The size a decision of ``_auto_size`` picks, said once per process and tree on stderr."""
+    """The size a decision of ``auto_size`` picks, said once per process and tree on stderr."""
     if not decision:
         return None
     height, width = (int(v) for v in decision["size"])
-    if (str(root), height, width) not in _ANNOUNCED:
-        _ANNOUNCED.add((str(root), height, width))
-        print(
-            f"imagefolder: the images under {root} have {decision['sizes']} different sizes; all are resized "
-            f"to {width}×{height} (their median size, shorter side at most {AUTO_SIZE_CAP}); --image-size N "
-            "chooses another",
-            file=sys.stderr,
-            flush=True,
-        )
+    say_once(
+        ("imagefolder size", str(root), height, width),
+        f"imagefolder: the images under {root} have {decision['sizes']} different sizes; all are resized "
+        f"to {width}×{height} (their median size, shorter side at most {AUTO_SIZE_CAP}); --image-size N "
+        "chooses another",
+    )
     return height, width
 
 
