@@ -146,27 +146,13 @@ class DeviceLoader(_EpochLoader):
     each batch's windows are gathered straight from it: (H+2p)(W+2p)/HW the memory, 1.56× for CIFAR-10.
     """
 
-    def __init__(
-        self,
-        images: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        batch_size: int,
-        device: torch.device | str,
-        mean: Sequence[float],
-        std: Sequence[float],
-        train: bool,
-        augment: Augment | None = None,
-        order: Order | None = None,
-        **keywords: Any,
-    ) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, **options: Any) -> None:
+        """``options``: ``_EpochLoader``'s (batch_size, device, mean, std, train, augment, order)."""
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise ValueError(f"images must be uint8 N×C×H×W, got {images.dtype} {tuple(images.shape)}")
         if labels.shape != images.shape[:1]:
             raise ValueError(f"{len(images)} images but labels of shape {tuple(labels.shape)}")
-        augment, order = loader_options(augment, order, keywords)
-        options = dict(batch_size=batch_size, device=device, mean=mean, std=std, train=train)
-        super().__init__(len(images), **options, augment=augment, order=order)
+        super().__init__(len(images), **options)
         self.images = images.to(self.device)
         self.labels = labels.to(self.device, torch.int64)
         self._size = (images.shape[2], images.shape[3])
@@ -174,7 +160,7 @@ class DeviceLoader(_EpochLoader):
         # the images are first cut to the model's size: the padding then follows the cut)
         self._pad = 0 if self.transform.cuts(self._size) else self.transform.crop_padding
         if self._pad:
-            self.images = ops.pad(self.images, self._pad, augment.padding_mode)
+            self.images = ops.pad(self.images, self._pad, self.transform.padding_mode)
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""
@@ -210,21 +196,14 @@ class StreamLoader(_EpochLoader):
         self,
         dataset: torch.utils.data.Dataset,
         *,
-        batch_size: int,
-        device: torch.device | str,
-        mean: Sequence[float],
-        std: Sequence[float],
-        train: bool,
-        augment: Augment | None = None,
-        order: Order | None = None,
         num_workers: int | None = None,
         augment_in_workers: bool | None = None,
         decode_on_device: bool | None = None,
-        **keywords: Any,
+        **options: Any,
     ) -> None:
-        augment, order = loader_options(augment, order, keywords)
-        options = dict(batch_size=batch_size, device=device, mean=mean, std=std, train=train)
-        super().__init__(len(dataset), **options, augment=augment, order=order)
+        """``options``: ``_EpochLoader``'s (batch_size, device, mean, std, train, augment, order)."""
+        super().__init__(len(dataset), **options)
+        train, batch_size = self.train, self.batch_size
         self.dataset = dataset
         workers = default_workers() if num_workers is None else num_workers
         if decode_on_device is None:  # the data set's choice (contracts.StreamedDataset)
