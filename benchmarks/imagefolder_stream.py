@@ -7,10 +7,10 @@ the training process's memory, flat in the number of images.
 The photos: JPEGs (quality 90) of 300–500 px per side, random crops, rescales and mirrors of the two photos
 scikit-learn ships, in 10 class folders, written once into ``--work`` by this script. At ``--image-size``
 (224), ImageNet-style as ``zoo train`` reads large images: zoo streams them (``imagefolder(...,
-data_mode="stream")`` + ``make_loader``, as zoo train would on the device: workers decode (torchvision's
-JPEG decoder, or Pillow's draft mode where it shrinks a photo) to the stored size, shorter side 224 / 0.875
-and the centre square, into uint8 batches; on a CPU the workers cut the RandomResizedCrop and flip
-themselves, from the photo, on a GPU the device does; normalization on the device) against
+data_mode="stream")`` + ``make_loader``, as zoo train would on the device: workers decode (zoo's one
+decoder: torchvision's JPEG decoder and its antialiased resize) to the stored size, shorter side 224 /
+0.875 and the centre square, into uint8 batches; on a CPU the workers cut the RandomResizedCrop of the
+stored image and flip themselves, on a GPU the device does; normalization on the device) against
 ``torchvision.datasets.ImageFolder`` with ``RandomResizedCrop(224)``, ``RandomHorizontalFlip``,
 ``ToTensor``, ``Normalize`` and a ``DataLoader`` with the same workers, batch and pinning. Trees smaller
 than the largest are hard links to its first photos. The two alternate over ``--rounds`` rounds; each round
@@ -232,11 +232,11 @@ def render(doc: dict) -> str:
         f"- Tree: {doc['images']:,} JPEG photos (quality 90, 300–500 px a side) in {CLASSES} classes, "
         f"read at {doc['size']}×{doc['size']}; batch {doc['batch']}, {doc['workers']} workers; "
         f"{doc['rounds']} alternating rounds of {doc['batches']} timed batches after {doc['warmup']}.",
-        "- zoo: the streamed imagefolder; its workers decode each photo (torchvision's JPEG decoder, or "
-        "Pillow's draft mode where it shrinks a photo by 2 or more) and resize it into uint8 batches; "
+        "- zoo: the streamed imagefolder; its workers decode each photo (zoo's one decoder: torchvision's "
+        "JPEG decoder, torch's antialiased resize) to the stored size into uint8 batches; "
         + (
-            "(imagenet) the random resized crop and the flip are drawn in the workers too, as zoo does on "
-            "a CPU: the crop is the window of the stored image mapped back onto the photo, one resize; "
+            "(imagenet) the random resized crop and the flip are cut in the workers too, as zoo does on "
+            "a CPU: the crop is a window of the stored image, resized by torch's uint8 bilinear kernel; "
             "the batches are stacked channels_last (zoo train's layout on a CPU); (resize) the flip, and "
             "the normalization, run on the device, here the main process. torchvision: "
             if doc["device"] == "cpu"

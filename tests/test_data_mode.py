@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from zoo_core import notices
 from zoo_core.cli import cli
 from zoo_core.data import memory
 from zoo_core.data.loader import make_loader
@@ -93,7 +94,7 @@ def make_tree(root: Path, per_class: int = 24, size: int = 12) -> Path:
 @pytest.fixture
 def tree(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
-    module._ANNOUNCED_PLANS.clear()
+    notices.forget()
     return make_tree(tmp_path / "tree")
 
 
@@ -224,18 +225,20 @@ def test_a_streamed_run_killed_mid_epoch_resumes_bit_identical(tree, tmp_path):
     assert epochs == [1, 2, 3]
 
 
-def test_an_in_memory_set_too_large_for_the_gpu_is_copied_from_host_memory(monkeypatch, capsys):
+def test_an_in_memory_set_too_large_for_the_gpu_is_copied_from_host_memory():
     from zoo_core.data import loader
+    from zoo_core.data.plan import plan_feed
 
-    images = torch.zeros(100, 3, 32, 32, dtype=torch.uint8)  # 307.2 KB
-    monkeypatch.setattr(memory, "free_gpu_memory", lambda device: 100_000)
-    assert not loader._fits_on(torch.device("cuda"), images)
-    line = capsys.readouterr().err.strip()
-    assert line == (
-        "data set: 100 images at 3×32×32 = 307.2 KB > 80% of 100.0 KB free on cuda: "
-        "streaming from host memory"
+    shape = (100, 3, 32, 32)  # 307.2 KB
+    small = plan_feed(in_memory=True, device_type="cuda", train=True, shape=shape, free_device=100_000)
+    assert small.feed == "host" and small.line == (
+        "data set: 100 images at 3×32×32 = 307.2 KB > 80% of 100.0 KB free on the device: "
+        "copied from host memory batch by batch"
     )
-    monkeypatch.setattr(memory, "free_gpu_memory", lambda device: 10**9)
-    assert loader._fits_on(torch.device("cuda"), images) and loader._fits_on(torch.device("cpu"), images)
+    large = plan_feed(in_memory=True, device_type="cuda", train=True, shape=shape, free_device=10**9)
+    assert (
+        large.feed == "device" and plan_feed(in_memory=True, device_type="cpu", train=True).feed == "device"
+    )
+    images = torch.zeros(shape, dtype=torch.uint8)
     pairs = loader._TensorPairs(images, torch.arange(100))
     assert len(pairs) == 100 and pairs[7][1] == 7 and torch.equal(pairs[7][0], images[7])

@@ -22,8 +22,8 @@ from zoo_core.data.ops import (
     center_crop,
     random_resized_crop,
     resized_crop,
-    resized_crop_box,
     resized_crop_boxes,
+    resized_crop_one,
 )
 from zoo_core.images import read_image
 from zoo_core.train.checkpoint import read_card, save_weights
@@ -66,14 +66,16 @@ def test_resized_crop_equals_torchvision_on_each_image_alone() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (48, 3, 40, 52), dtype=torch.uint8, generator=g)
     boxes = resized_crop_boxes(48, 40, 52, g)
-    out = resized_crop(x, boxes, (24, 30))
+    out = resized_crop(x.float(), boxes, (24, 30))
     assert out.shape == (48, 3, 24, 30) and out.dtype == torch.float32
+    levels = resized_crop(x, boxes, (24, 30))  # uint8 in, uint8 out: the float result rounded
+    assert levels.dtype == torch.uint8 and torch.equal(levels, out.round().to(torch.uint8))
     for i in range(48):
         top, left, h, w = boxes[i].tolist()
         exact = TF.resized_crop(x[i].float(), top, left, h, w, [24, 30], antialias=False)
         assert (exact - out[i]).abs().max() < 1e-3
-        rounded = TF.resized_crop(x[i], top, left, h, w, [24, 30], antialias=False)
-        assert (rounded.float() - out[i].round()).abs().max() <= 1  # uint8 rounding, one grey level
+        one = resized_crop_one(x[i], boxes[i].tolist(), (24, 30))  # a worker's: torch's uint8 kernel
+        assert (one.int() - levels[i].int()).abs().max() <= 1
 
 
 def test_an_upscaled_box_and_the_whole_image_resize_like_torchvision() -> None:
@@ -108,19 +110,6 @@ def test_boxes_follow_torchvisions_rule() -> None:
         assert abs(share.quantile(q) - ref_share.quantile(q)) < 0.03
 
 
-def test_the_one_image_box_follows_the_same_rule() -> None:
-    boxes = torch.tensor([resized_crop_box(256, 256, seed) for seed in range(4000)])
-    top, left, h, w = boxes.T
-    assert ((top >= 0) & (left >= 0) & (top + h <= 256) & (left + w <= 256) & (h > 0) & (w > 0)).all()
-    share = (h * w).float() / 256**2
-    batched = resized_crop_boxes(20000, 256, 256, torch.Generator().manual_seed(1))
-    batched_share = (batched[:, 2] * batched[:, 3]).float() / 256**2
-    for q in (0.1, 0.5, 0.9):
-        assert abs(share.quantile(q) - batched_share.quantile(q)) < 0.03
-    assert resized_crop_box(256, 256, 7) == resized_crop_box(256, 256, 7) != resized_crop_box(256, 256, 8)
-    assert resized_crop_box(4, 400, 0, scale=(0.9, 1.0)) == (0, 197, 4, 5)  # no draw fits: the fallback
-
-
 def test_an_image_no_draw_fits_gets_the_centre_crop_with_its_ratio_clamped() -> None:
     boxes = resized_crop_boxes(64, 4, 400, torch.Generator().manual_seed(0), scale=(0.9, 1.0))
     assert boxes.tolist() == [[0, 197, 4, 5]] * 64  # torchvision: w = round(4 × 4/3) = 5, centred
@@ -151,9 +140,10 @@ def test_large_images_are_stored_for_the_crop_and_keep_their_aspect(photos: Path
     # shorter side resized, the centre kept: the 20-column bands at the long sides (25 px each) are cut off
     red = (data.images[:, 0] > 200) & (data.images[:, 1] < 50) & (data.images[:, 2] < 50)
     assert not red[..., :5].all(dim=1).any()  # no wholly red column (the noise may hold red pixels)
-    expected = Image.open(photos / "train" / "cat" / "1.png")  # the first file: classes sorted.convert("RGB")
-    expected = expected.resize((146, 146), Image.Resampling.BILINEAR, box=(25, 0, 175, 150))
-    assert torch.equal(data.images[0], torch.from_numpy(np.asarray(expected)).permute(2, 0, 1))
+    picture = torch.from_numpy(np.array(Image.open(photos / "train" / "cat" / "1.png"))).permute(2, 0, 1)
+    # the first file (classes sorted): its centre 150×150, resized by the one rule (antialiased bilinear)
+    expected = TF.resize(picture[:, :, 25:175], [146, 146], antialias=True)
+    assert torch.equal(data.images[0], expected)
 
 
 def test_the_plan_line_says_how_large_images_are_cut(photos: Path, capsys) -> None:
@@ -194,43 +184,19 @@ def test_the_streamed_set_reads_the_same_stored_images(photos: Path) -> None:
         assert torch.equal(image, held.images[i]) and label == held.labels[i]
 
 
-def test_a_streamed_crop_is_the_stored_window_resized_in_one_pass(photos: Path) -> None:
+@pytest.mark.parametrize("flip", [False, True])
+def test_streamed_training_batches_equal_the_held_ones_for_the_same_seed(photos: Path, flip: bool) -> None:
+    held = imagefolder(root=photos, split="train", image_size=128)
     streamed = imagefolder(root=photos, split="train", image_size=128, data_mode="stream", cache=False)
-    stored, _ = streamed[3]  # 146×146: the centre 150×150 of the 200×150 photo, resized
-    whole, label = streamed.cropped(3, (0, 0, 146, 146), (146, 146))
-    assert torch.equal(whole, stored) and label == streamed.targets[3]  # the whole window: the stored image
-    # a window: the stored image's window resized, up to the second resampling the stored path would add
-    cut, _ = streamed.cropped(3, (10, 40, 90, 70), (128, 128))
-    twice = TF.resized_crop(stored, 10, 40, 90, 70, [128, 128], antialias=True)
-    assert cut.shape == (3, 128, 128) and (cut.float() - twice.float()).abs().mean() < 3
-
-
-def test_the_streamed_imagefolder_cuts_its_training_crops_from_the_files(photos: Path) -> None:
-    from zoo_core.data.loader import CROP_STREAM, mix
-
-    streamed = imagefolder(root=photos, split="train", image_size=128, data_mode="stream", cache=False)
-    loader = make_loader(
-        streamed, batch_size=4, device="cpu", train=True, shuffle=False, resized_crop=True, num_workers=1
-    )
-    assert loader.augment_in_workers
-    x = torch.cat([x for x, _ in loader])
-    scale, shift = (torch.tensor(v).view(3, 1, 1) for v in (streamed.std, streamed.mean))
-    for k in range(len(x)):
-        box = resized_crop_box(146, 146, mix(0, CROP_STREAM, 0, 0, k))
-        expected, _ = streamed.cropped(k, box, (128, 128))
-        levels = (x[k] * scale + shift) * 255
-        assert (levels - expected.float()).abs().max() < 1e-3
-
-
-def test_a_squashing_resize_drafts_no_axis_below_its_target(tmp_path: Path) -> None:
-    # 900×500 to 224×224: the width may be drafted by 4, the height only by 2. One scale for both axes
-    # drafted the height to 125 rows and stretched it back to 224 (9.3 levels off a full-size resize)
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (250, 450, 3), dtype=np.uint8)
-    Image.fromarray(pixels).resize((900, 500), Image.Resampling.BILINEAR).save(tmp_path / "p.jpg", quality=95)
-    full = Image.open(tmp_path / "p.jpg").convert("RGB").resize((224, 224), Image.Resampling.BILINEAR)
-    got = decode_image(tmp_path / "p.jpg", (224, 224), 3, False)
-    assert np.abs(got.astype(int) - np.asarray(full).astype(int)).mean() < 5
+    options = dict(batch_size=4, device="cpu", train=True, resized_crop=True, flip=flip, seed=7)
+    memory = make_loader(held, **options, mean=held.mean, std=held.std)
+    stream = make_loader(streamed, **options, mean=held.mean, std=held.std, num_workers=1)
+    assert stream.augment_in_workers  # the CPU default: crops and flips cut in the workers
+    for epoch in (0, 1):
+        memory.set_epoch(epoch)
+        stream.set_epoch(epoch)
+        pairs = list(zip(memory, stream, strict=True))
+        assert all(torch.equal(a, b) and torch.equal(ya, yb) for (a, ya), (b, yb) in pairs)
 
 
 def test_the_streamed_sets_statistics_equal_the_held_ones_when_the_sample_is_every_image(
@@ -249,15 +215,8 @@ def test_the_statistics_sample_sends_back_numbers_not_images(photos: Path) -> No
     out = channel_moments(str(photos / "train"), names, (146, 146), 3, True)
     assert out[2] is None
     count, total, squares = out[0]
-    pixels = (
-        np.asarray(
-            Image.open(photos / "train" / "cat" / "1.png")
-            .convert("RGB")
-            .resize((146, 146), Image.Resampling.BILINEAR, box=(25, 0, 175, 150))
-        )
-        .reshape(-1, 3)
-        .astype(np.int64)
-    )
+    pixels = decode_image(photos / "train" / "cat" / "1.png", (146, 146), 3, True).reshape(-1, 3)
+    pixels = pixels.astype(np.int64)
     assert count == 146 * 146 and total.tolist() == pixels.sum(0).tolist()
     assert squares.tolist() == (pixels**2).sum(0).tolist() and total.nbytes + squares.nbytes == 48
 
@@ -342,24 +301,24 @@ def worker_crop_loader(
     )
 
 
-def test_a_streamed_set_on_a_cpu_cuts_its_crops_in_the_workers_by_the_same_rule() -> None:
-    from zoo_core.data.loader import CROP_STREAM, mix
-
+def test_on_a_cpu_crops_are_cut_in_the_workers_for_streamed_and_held_sets_alike() -> None:
     data = stored_set()
     loader = worker_crop_loader(data, None)  # the default on a CPU
     assert loader.augment_in_workers and not loader.transform.resized_crop
     assert not worker_crop_loader(data, None, workers=0).augment_in_workers  # no workers: on the batch
-    assert not worker_crop_loader(data, False).augment_in_workers
-    loader.set_epoch(2)
-    batches = [x for x, _ in loader]
-    assert all(x.shape == (4, 3, 128, 128) for x in batches)
-    got = torch.cat(batches)
-    for k in range(len(got)):  # sample k of the (unshuffled) epoch: its box from its own seed
-        box = torch.tensor([resized_crop_box(146, 146, mix(0, CROP_STREAM, 2, 0, k))])
-        exact = resized_crop(data.images[k : k + 1], box, (128, 128))[0]
-        # the same bilinear rule as the batched crop on the device, in uint8 in the worker (torch's uint8
-        # kernel weighs in fixed point: within a level, and on average a rounding apart)
-        assert (got[k] - exact).abs().max() <= 1.0 and (got[k] - exact).abs().mean() < 0.4
+    on_batch = worker_crop_loader(data, False)
+    assert not on_batch.augment_in_workers
+    held = make_loader(data, batch_size=4, device="cpu", train=True, shuffle=False, resized_crop=True)
+    assert held.augment_in_workers  # an in-memory set on a CPU too
+    for epoch in (0, 2):
+        for one in (loader, on_batch, held):
+            one.set_epoch(epoch)
+        got = [x for x, _ in loader]
+        assert all(x.shape == (4, 3, 128, 128) for x in got)
+        assert all(torch.equal(p, q) for p, q in zip(got, [x for x, _ in held], strict=True))
+        # the same boxes cut on the batch: torch's uint8 kernel against the float gathers, within a level
+        for p, q in zip(got, [x for x, _ in on_batch], strict=True):
+            assert (p - q).abs().max() <= 1 + 1e-4 and (p - q).abs().mean() < 0.4
 
 
 def test_worker_crops_replay_per_seed_epoch_and_resumed_batch() -> None:
@@ -374,26 +333,18 @@ def test_worker_crops_replay_per_seed_epoch_and_resumed_batch() -> None:
     assert not torch.equal(next(iter(other))[0], first[0])
 
 
-def test_workers_flip_after_the_crop_with_the_same_seed_and_stack_channels_last() -> None:
-    import random
-
-    from zoo_core.data.loader import CROP_STREAM, mix
-
+def test_workers_flip_as_the_batch_would_and_stack_channels_last() -> None:
     data = stored_set()
     flipped = worker_crop_loader(data, True, flip=True, channels_last=True)
     assert flipped.augment_in_workers and not flipped.transform.flip  # the main process flips nothing
     batches = [x for x, _ in flipped]
     assert all(x.is_contiguous(memory_format=torch.channels_last) for x in batches)
-    got = torch.cat(batches)
-    plain = torch.cat([x for x, _ in worker_crop_loader(data, True)])  # the same boxes, no flips
-    mirrored = 0
-    for k in range(len(got)):
-        rng = random.Random(mix(0, CROP_STREAM, 0, 0, k))
-        resized_crop_box(146, 146, rng)  # the crop's draws come first
-        mirror = rng.random() < 0.5
-        assert torch.equal(got[k], plain[k].flip(-1) if mirror else plain[k])
-        mirrored += mirror
-    assert 0 < mirrored < len(got)
+    held = make_loader(
+        data, batch_size=4, device="cpu", train=True, shuffle=False, resized_crop=True, flip=True
+    )
+    assert all(torch.equal(p, q) for p, q in zip(batches, [x for x, _ in held], strict=True))
+    plain = torch.cat([x for x, _ in worker_crop_loader(data, True)])  # no flips: some images differ
+    assert not torch.equal(torch.cat(batches), plain)
 
 
 def test_alternating_flips_stay_with_the_main_process() -> None:

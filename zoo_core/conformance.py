@@ -284,6 +284,8 @@ def check_split(entry: Entry, data: Any, split: str) -> str:
         n = len(data)
         for i in sorted({0, n // 2, n - 1}):
             contracts.check_sample(data[i], classes, f"{where}, sample {i}")
+        if contracts.decodes_on_device(data, where):
+            _check_device_decoding(data, where)
     if hasattr(data, "__len__") and len(data) != n:
         raise AssertionError(f"len() of {where} is {len(data)} but it holds {n} images")
     problems = _declared_dataset(entry, data)
@@ -291,6 +293,23 @@ def check_split(entry: Entry, data: Any, split: str) -> str:
         raise AssertionError("; ".join(problems))
     size = contracts.dataset_input_size(data, entry.meta)
     return f"{kind}, {n:,} images {'×'.join(map(str, size))}, {classes} classes"
+
+
+def _check_device_decoding(data: Any, where: str) -> None:
+    """A streamed split that decodes on the device: ``encoded`` items of its first samples through
+    ``decode_batch`` on the CPU give its own images' shape (``contracts.StreamedDataset``)."""
+    import torch
+
+    items, shape = [], tuple(data[0][0].shape)
+    for i in range(min(2, len(data))):
+        item, label = data.encoded(i)
+        if not isinstance(item, tuple | list) or len(item) != 2 or not isinstance(item[0], torch.Tensor):
+            raise AssertionError(f"{where}: encoded({i}) must give ((tensor, index read), label)")
+        if label != data[item[1]][1]:
+            raise AssertionError(f"{where}: encoded({i}) gives label {label}, its sample {item[1]}'s is not")
+        items.append(tuple(item))
+    decoded = data.decode_batch(items, torch.device("cpu"))
+    contracts.check_decoded_batch(decoded, len(items), shape, f"{where}: decode_batch")
 
 
 def check_loader(entry: Entry, data: Any) -> str:

@@ -9,7 +9,8 @@ entry that trains. DESIGN.md states the same contracts in words:
   ``input_size`` attribute, which must then agree.
 - **Data set**: ``builder(*, root, split, **kwargs)`` returns an object with ``classes`` (list of str) and
   either *in memory* — ``images`` uint8 N×C×H×W and ``labels`` int64 (N,) tensors, nothing else promised
-  (no ``__getitem__``) — or *streamed* — ``__len__`` and ``__getitem__(i) -> (uint8 C×H×W tensor, int)``.
+  (no ``__getitem__``) — or *streamed* — ``__len__`` and ``__getitem__(i) -> (uint8 C×H×W tensor, int)``,
+  with the optional parts of ``StreamedDataset`` (decoding on the device).
   Its input size comes from the data set (an ``input_size`` attribute, else the in-memory images), else the
   registry metadata, else the first streamed sample: never by indexing what does not promise indexing.
 - **Batch augmentation**: ``builder(*, num_classes, **options)`` returns ``aug(x, y, generator=None)``;
@@ -23,8 +24,8 @@ what was expected and what came.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from zoo_core.errors import ZooError
 
@@ -103,6 +104,65 @@ def dataset_kind(dataset: object, where: str = "the data set") -> str:
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ContractError(f"{where} is empty")
     return STREAMED
+
+
+@runtime_checkable
+class StreamedDataset(Protocol):
+    """A data set too large for memory, read sample by sample in DataLoader workers.
+
+    Required: ``classes`` (list of str), ``__len__`` and ``__getitem__(i) -> (image, label)``, the image a
+    uint8 C×H×W tensor at the stored size (one size for the whole split), the label an int. The loader
+    cuts random resized crops and flips from that image itself, in its workers on a CPU or on the batch
+    elsewhere, for any streamed set: nothing more is needed for them.
+
+    Optional attributes: ``input_size`` (C, H, W) the model is fed, when it is a centre crop of the stored
+    size; ``mean`` and ``std`` (per channel, in [0, 1]); ``recipe`` (training defaults).
+
+    Optional, together — decoding on the training device: ``decode == "device"`` asks the loader for it;
+    then ``encoded(i) -> ((item, j), label)``, run in a worker, gives either an encoded file as a 1-D uint8
+    tensor or the decoded C×H×W uint8 image at the stored size, and the index ``j`` of the sample read
+    (a stand-in's, when sample ``i`` was unreadable); ``decode_batch(items, device) -> (x, stand_ins)``,
+    run in the main process on a batch of those ``(item, j)``, gives the uint8 N×C×H×W batch at the stored
+    size on ``device`` and the (position, stand-in position) pairs where an item did not decode and another
+    of the batch took its place (the loader copies the stand-in's label).
+    """
+
+    classes: Sequence[str]
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]: ...
+
+
+def decodes_on_device(dataset: object, where: str = "the data set") -> bool:
+    """Whether a streamed data set asks to be decoded on the device (``decode == "device"``); one that asks
+    without ``encoded`` and ``decode_batch`` breaks the ``StreamedDataset`` contract."""
+    if getattr(dataset, "decode", None) != "device":
+        return False
+    missing = [name for name in ("encoded", "decode_batch") if not callable(getattr(dataset, name, None))]
+    if missing:
+        raise ContractError(f"{where} asks for decode='device' but has no {' or '.join(missing)}()")
+    return True
+
+
+def check_decoded_batch(
+    decoded: Any, n: int, shape: Sequence[int], where: str = "decode_batch"
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """What ``decode_batch`` returns for ``n`` items of images of ``shape`` (C, H, W): (uint8 N×C×H×W, the
+    stand-in pairs, each two positions in the batch); returns it."""
+    import torch
+
+    if not isinstance(decoded, tuple | list) or len(decoded) != 2:
+        raise ContractError(f"{where} must return (batch, stand_ins), got {type(decoded).__name__}")
+    x, stand_ins = decoded
+    expected = (n, *(int(v) for v in shape))
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or tuple(x.shape) != expected:
+        got = f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ContractError(f"{where}: the batch must be uint8 {expected}, got {got}")
+    pairs = [tuple(p) for p in stand_ins]
+    if not all(len(p) == 2 and all(isinstance(v, int) and 0 <= v < n for v in p) for p in pairs):
+        raise ContractError(f"{where}: stand_ins must be (position, position) pairs in 0..{n - 1}")
+    return x, pairs  # type: ignore[return-value]
 
 
 def check_sample(sample: Any, num_classes: int, where: str = "a sample") -> tuple[torch.Tensor, int]:
@@ -280,8 +340,10 @@ __all__ = [
     "SPLITS",
     "STREAMED",
     "ContractError",
+    "StreamedDataset",
     "augmentation_level",
     "check_augmented",
+    "check_decoded_batch",
     "check_labels",
     "check_logits",
     "check_sample",
@@ -289,6 +351,7 @@ __all__ = [
     "count_params",
     "dataset_input_size",
     "dataset_kind",
+    "decodes_on_device",
     "is_in_memory",
     "missing_metadata",
     "model_input_size",

@@ -50,10 +50,11 @@ def plan_data_mode(
     copies: int = RAM_COPIES,
     margin: float = MARGIN,
     what: str = "imagefolder",
+    streamed: str = "streaming from disk",
 ) -> MemoryPlan:
     """memory when ``images`` of ``shape`` (C, H, W, uint8) × ``copies`` fit in ``margin`` of ``free``
     bytes, else stream; ``requested`` "memory" or "stream" forces it (a forced memory that does not fit is
-    the caller's error to raise, with ``line``)."""
+    the caller's error to raise, with ``line``). ``streamed`` says what "stream" means where it is asked."""
     if requested not in DATA_MODES:
         raise ValueError(f"data mode must be one of {', '.join(DATA_MODES)}, not {requested!r}")
     c, h, w = shape
@@ -69,7 +70,7 @@ def plan_data_mode(
     if mode == "memory":
         how = "held in memory" if requested == "auto" else "held in memory (--data-mode memory)"
     else:
-        how = "streaming from disk" if requested == "auto" else "streaming from disk (--data-mode stream)"
+        how = streamed if requested == "auto" else f"{streamed} (--data-mode stream)"
     return MemoryPlan(mode, need, free, f"{what}: {sizes} {budget}: {how}", fits)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import random
 from collections.abc import Sequence
 
 import torch
@@ -95,32 +94,44 @@ def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Each image's own box (N×4 ints: top, left, height, width) resized to ``size`` = (H, W), bilinear.
+    """The one random-resized-crop rule: each image's own box (N×4 ints: top, left, height, width) of the
+    stored image resized to ``size`` = (H, W), bilinear **without antialiasing** (the box is at most the
+    stored image, at most 1 / crop_pct the output per side, so it rarely shrinks and never by much), in
+    the input's dtype (uint8 rounded to the nearest level).
 
-    Float32 out, in the input's range. Equal to cropping each image alone and resizing it with
-    ``F.interpolate(mode="bilinear", align_corners=False)`` (torchvision's ``resized_crop`` without
-    antialiasing): the source coordinates stay inside each box. Written as gathers because no torch kernel
-    resizes a different window of every image of a batch: bilinear is separable, so two gathers of rows
-    and two of columns make the whole batch in one pass each.
+    Equal, in float, to cropping each image alone and resizing it with ``F.interpolate(mode="bilinear",
+    align_corners=False)`` (torchvision's ``resized_crop`` without antialiasing): the source coordinates
+    stay inside each box. Written as gathers because no torch kernel resizes a different window of every
+    image of a batch: bilinear is separable, so two gathers of rows and two of columns make the whole batch
+    in one pass each. ``resized_crop_one`` is its one-image form, for a DataLoader worker.
     """
-    n = x.shape[0]
+    n, c = x.shape[:2]
     h, w = size
     top, left, height, width = (boxes[:, k].to(torch.float32).view(n, 1) for k in range(4))
-    rows = _source(top, height, h, x.device)  # (N, h) coordinates, and their floor/ceil/weights
-    cols = _source(left, width, w, x.device)
-    image = x.float()
+    y0, y1, wy = _source(top, height, h, x.device)  # (N, h) source rows, and the second one's weight
+    x0, x1, wx = _source(left, width, w, x.device)
     batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    channels = torch.arange(x.shape[1], device=x.device).view(1, -1, 1)
-    y0, y1, wy = rows
-    upper = image[batch, channels, y0.view(n, 1, h)]  # (N, C, h, W_in)
-    lower = image[batch, channels, y1.view(n, 1, h)]
+    channels = torch.arange(c, device=x.device).view(1, -1, 1)
+    upper = x[batch, channels, y0.view(n, 1, h)].float()  # (N, C, h, W_in): rows gathered before widening
+    lower = x[batch, channels, y1.view(n, 1, h)].float()
     blended = upper.add_(lower.sub_(upper).mul_(wy.view(n, 1, h, 1)))
-    x0, x1, wx = cols
-    index0 = x0.view(n, 1, 1, w).expand(n, x.shape[1], h, w)
-    index1 = x1.view(n, 1, 1, w).expand(n, x.shape[1], h, w)
-    left_px = blended.gather(3, index0)
-    right_px = blended.gather(3, index1)
-    return left_px.add_(right_px.sub_(left_px).mul_(wx.view(n, 1, 1, w)))
+    left_px = blended.gather(3, x0.view(n, 1, 1, w).expand(n, c, h, w))
+    right_px = blended.gather(3, x1.view(n, 1, 1, w).expand(n, c, h, w))
+    out = left_px.add_(right_px.sub_(left_px).mul_(wx.view(n, 1, 1, w)))
+    return out if x.is_floating_point() else out.round_().to(x.dtype)
+
+
+def resized_crop_one(image: torch.Tensor, box: Sequence[int], size: tuple[int, int]) -> torch.Tensor:
+    """``resized_crop`` of one uint8 C×H×W image on a CPU, for a DataLoader worker: the box (top, left,
+    height, width) resized to ``size`` bilinearly without antialiasing by torch's uint8 channels_last
+    kernel, its fast path (the batched gathers are slow for one image). That kernel weighs in fixed point:
+    within one level of ``resized_crop`` (tests/test_imagenet_style.py)."""
+    top, left, height, width = (int(v) for v in box)
+    window = image[None, :, top : top + height, left : left + width]
+    if (height, width) == tuple(size):
+        return window[0]
+    window = window.contiguous(memory_format=torch.channels_last)
+    return F.interpolate(window, size, mode="bilinear", align_corners=False, antialias=False)[0]
 
 
 def _source(
@@ -174,32 +185,6 @@ def resized_crop_boxes(
     return boxes.long()
 
 
-def resized_crop_box(
-    height: int,
-    width: int,
-    seed: int | random.Random,
-    scale: tuple[float, float] = (0.08, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    attempts: int = 10,
-) -> tuple[int, int, int, int]:
-    """One RandomResizedCrop box (top, left, height, width) for an image of height × width, drawn from
-    ``random.Random(seed)`` (or the generator ``seed`` itself): torchvision's rule
-    (``RandomResizedCrop.get_params``) in plain Python, for a DataLoader worker that cuts one image at a
-    time, where the ~25 small tensor operations of ``resized_crop_boxes`` would cost a fifth of the
-    image's decoding."""
-    rng = seed if isinstance(seed, random.Random) else random.Random(seed)
-    area = height * width
-    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    for _ in range(attempts):
-        target = area * rng.uniform(scale[0], scale[1])
-        aspect = math.exp(rng.uniform(log_lo, log_hi))
-        w = round(math.sqrt(target * aspect))
-        h = round(math.sqrt(target / aspect))
-        if 0 < w <= width and 0 < h <= height:
-            return rng.randint(0, height - h), rng.randint(0, width - w), h, w
-    return _fallback_box(height, width, ratio)
-
-
 @functools.lru_cache(maxsize=64)
 def _fallback_tensor(
     height: int, width: int, ratio: tuple[float, float], device: torch.device
@@ -229,8 +214,40 @@ def random_resized_crop(
     scale: tuple[float, float] = (0.08, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
 ) -> torch.Tensor:
-    """torchvision's RandomResizedCrop on every image of a batch, each with its own box (float32 out)."""
+    """torchvision's RandomResizedCrop on every image of a batch, each with its own box (``resized_crop``)."""
     boxes = resized_crop_boxes(
         x.shape[0], x.shape[-2], x.shape[-1], generator, x.device, scale=scale, ratio=ratio
     )
     return resized_crop(x, boxes, size)
+
+
+def centre_box(picture: tuple[int, int], size: Sequence[int]) -> tuple[float, float, float, float]:
+    """The centre region (left, top, right, bottom) of a ``picture`` = (W, H) that has the aspect ratio of
+    ``size`` = (H, W): all of its height or all of its width (Resize of the shorter side, then CenterCrop,
+    as one region for ``resize_region``)."""
+    w, h = picture
+    aspect = size[1] / size[0]
+    if w / h > aspect:  # wider: keep the height
+        kept = h * aspect
+        return ((w - kept) / 2, 0.0, (w + kept) / 2, float(h))
+    kept = w / aspect
+    return (0.0, (h - kept) / 2, float(w), (h + kept) / 2)
+
+
+def resize_region(picture: torch.Tensor, region: Sequence[float], size: tuple[int, int]) -> torch.Tensor:
+    """The one resize rule (storing a decoded picture at its size): a C×H×W uint8 picture's ``region``
+    (left, top, right, bottom in pixels, rounded to whole ones and kept inside it) resized to ``size`` =
+    (H, W) bilinearly **with antialiasing** (a photo shrinks many times here), as C×H×W uint8. On a CPU by
+    torch's uint8 channels_last kernel (its fast path), elsewhere in float32, rounded: within one level."""
+    h, w = picture.shape[-2:]
+    left, top, right, bottom = (round(v) for v in region)
+    left, top = min(max(left, 0), w - 1), min(max(top, 0), h - 1)
+    right, bottom = min(max(right, left + 1), w), min(max(bottom, top + 1), h)
+    window = picture[None, :, top:bottom, left:right]
+    if tuple(window.shape[-2:]) == tuple(size):
+        return window[0]
+    if picture.device.type == "cpu":
+        window = window.contiguous(memory_format=torch.channels_last)
+        return F.interpolate(window, size, mode="bilinear", antialias=True, align_corners=False)[0]
+    resized = F.interpolate(window.float(), size, mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].round_().clamp_(0, 255).to(torch.uint8)

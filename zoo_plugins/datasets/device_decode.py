@@ -4,11 +4,12 @@ image to the stored size there.
 
 A worker sends a JPEG's bytes as they are (a 1-D uint8 tensor) and decodes anything else itself (PNG, BMP:
 a C×H×W uint8 tensor at the stored size, as the worker path does). On the device each picture is cut to the
-stored aspect (its centre, as ``decode_image`` with ``keep_aspect``) and resized bilinearly with
-antialiasing (``jpeg.resize_region``, which the workers' own JPEG path uses too; on a GPU in float32,
-rounded to uint8). Whether this beats decoding in the workers depends on the GPU,
-the CPU cores and the photos: measured by benchmarks/imagefolder_stream.py ``--decode-on-device`` (step 10
-of gpu_checks.sh), not assumed.
+stored aspect (its centre, as ``decode_image`` with ``keep_aspect``) and resized by the one resize rule
+(``ops.resize_region``, bilinear with antialiasing, which the workers' decoder uses too; on a GPU in
+float32, rounded to uint8). Workers send only the JPEGs that the decoder's own fast path reads with the
+same libjpeg calls, upright ones, so the device's pixels are the workers' within one level. Whether this
+beats decoding in the workers depends on the GPU, the CPU cores and the photos: benchmarks/
+imagefolder_stream.py ``--decode-on-device`` measures it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from zoo_plugins.datasets.jpeg import resize_region
+from zoo_core.data.ops import centre_box, resize_region
 
 
 def decode_batch(
@@ -63,8 +64,6 @@ def decode_batch(
 
 def fit(picture: torch.Tensor, size: tuple[int, int], keep_aspect: bool) -> torch.Tensor:
     """One decoded C×H×W uint8 picture at ``size``: its centre region of that aspect (``keep_aspect``) or
-    the whole picture, resized bilinearly with antialiasing (``jpeg.resize_region``)."""
-    from zoo_core.images import centre_box
-
+    the whole picture, resized by the one resize rule (``ops.resize_region``)."""
     h, w = picture.shape[-2:]
     return resize_region(picture, centre_box((w, h), size) if keep_aspect else (0, 0, w, h), size)

@@ -5,16 +5,10 @@ decided before any image is decoded, by the memory plan (``zoo_core.data.memory`
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import io
-import json
-import math
 import os
-import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,31 +18,50 @@ import numpy as np
 import torch
 
 from zoo_core.data.dataset import InMemoryDataset, cropped_size, stored_size
+from zoo_core.data.decode import (
+    decode_image,
+    one_thread,
+    skip_or_fail,
+    unreadable,
+)
 from zoo_core.data.memory import DATA_MODES, RAM_COPIES, MemoryPlan, free_ram, plan_data_mode
 from zoo_core.data.root import default_cache_dir, resolve_data_root
 from zoo_core.data.stats import channel_stats
-from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
-from zoo_core.images import centre_box
-from zoo_core.progress import Phase, track
+from zoo_core.errors import BadInputError, ZooError
+from zoo_core.notices import say_once
+from zoo_core.progress import Phase
 from zoo_plugins.datasets import imagefolder_recipe
 from zoo_plugins.datasets.imagefolder_stream import StreamingImageFolder
-from zoo_plugins.datasets.jpeg import decode_resized, jpeg_header, one_thread
+from zoo_plugins.datasets.imagefolder_tree import (
+    AUTO_SIZE_CAP,
+    auto_size,
+    cache_key,
+    first_size,
+    guess_channels,
+    list_splits,
+    size_pair,
+    tree_files,
+    visible_dirs,
+)
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".gif", ".tif", ".tiff", ".webp"}
-CACHE_VERSION = 2  # 2: JPEGs that draft mode would not shrink decode with torchvision (jpeg.py)
+__all__ = [
+    "AUTO_SIZE_CAP",
+    "CROP_PCT",
+    "LARGE_SIDE",
+    "decode_chunk",
+    "decode_image",
+    "imagefolder",
+    "list_splits",
+    "read_image_tree",
+    "visible_dirs",
+]
 DECODERS = ("workers", "device")  # where a streamed split decodes its JPEGs
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"}
 _CHUNK = 512  # files per decoding task: enough to amortise a worker round trip
-# images of mixed sizes are resized to their median size with its shorter side at most this: the size of
-# Tiny ImageNet, which zoo's CIFAR-style models (no stem down-sampling) train on well; --image-size for more
-AUTO_SIZE_CAP = 64
 # images whose shorter side is at least LARGE_SIDE (after --image-size) train ImageNet-style: stored at
 # size / CROP_PCT (shorter side resized, centre crop), random resized crops in training, the centre crop in
 # evaluation, as timm and torchvision train ImageNet (crop_pct 0.875: 224 out of 256)
 LARGE_SIDE = 128
 CROP_PCT = 0.875
-_ANNOUNCED: set[tuple[Any, ...]] = set()
-_ANNOUNCED_PLANS: set[tuple[str, str]] = set()
 
 
 def imagefolder(
@@ -125,42 +138,14 @@ def read_image_tree(
     decode: str = "workers",
 ) -> InMemoryDataset | StreamingImageFolder:
     """Read ``root/split/<class>/…`` (see ``imagefolder``); ``classes`` fixes the class list and order."""
-    size = _size_pair(image_size)
-    if crop_pct is not None and not (isinstance(crop_pct, int | float) and 0 < crop_pct <= 1):
-        raise BadInputError(f"crop_pct must be a number in (0, 1], not {crop_pct!r}")
-    if channels not in (None, 1, 3):
-        raise BadInputError(f"channels must be 1 or 3, not {channels}")
-    if decode not in DECODERS:
-        raise BadInputError(f"--decode must be one of {', '.join(DECODERS)}, not {decode!r}")
-    if data_mode not in DATA_MODES:
-        raise BadInputError(f"--data-mode must be one of {', '.join(DATA_MODES)}, not {data_mode!r}")
-    splits = list_splits(root)
-    if split not in splits:
-        if not splits:
-            raise DataNotFoundError(
-                f"No image tree at {root}: expected folders <split>/<class>/<image> in it "
-                "(pass --data-dir pointing at the tree)"
-            )
-        raise BadInputError(f"Split {split!r} not found in {root}: valid splits are {', '.join(splits)}")
-    found = sorted({c for s in splits for c in visible_dirs(root / s)})
-    if classes is None:
-        classes = found
-    else:
-        classes = list(classes)
-        unknown = sorted(set(found) - set(classes))
-        if unknown:
-            raise ZooError(
-                f"Unexpected class folder(s) in {root}: {', '.join(unknown)} (expected {', '.join(classes)})"
-            )
-    files = _list_files(root / split, classes)
-    if not files:
-        raise DataNotFoundError(f"No images under {root / split} (expected {root / split}/<class>/<image>)")
+    size = size_pair(image_size)
+    _check_options(crop_pct, channels, decode, data_mode)
+    splits, classes, files = tree_files(root, split, classes)
     if size is None:
-        size = _auto_size(
+        size = auto_size(
             root, splits, classes, {split: files}, (cache_dir or default_cache_dir()) if cache else None
         )
-
-    shape = size or _first_size(root / split, files)  # one header read when no size was chosen
+    shape = size or first_size(root / split, files)  # one header read when no size was chosen
     large = min(shape) >= LARGE_SIDE
     crop = float(crop_pct if crop_pct is not None else (CROP_PCT if large else 1.0))
     keep_aspect = crop < 1 and size is not None
@@ -169,7 +154,7 @@ def read_image_tree(
         if size is not None:
             size = shape = stored_size(size, crop)
         _announce_crop(root, seen, shape, crop, large)
-    key = _cache_key(split, {"size": size, "fit": "cover"} if keep_aspect else size, channels, classes, files)
+    key = cache_key(split, {"size": size, "fit": "cover"} if keep_aspect else size, channels, classes, files)
     cache_file = (cache_dir or default_cache_dir()) / f"imagefolder-{key}.pt"
     cached = cache and cache_file.is_file()
     plan = _memory_plan(root / split, files, shape, channels, data_mode, cached)
@@ -179,45 +164,66 @@ def read_image_tree(
             files,
             classes,
             size=shape,
-            channels=channels or _guess_channels(root / split, files),
+            channels=channels or guess_channels(root / split, files),
             strict=strict,
-            cache_file=(cache_dir or default_cache_dir()) / f"imagefolder-stats-{key}.json"
-            if cache
-            else None,
+            cache_file=cache_file.with_name(f"imagefolder-stats-{key}.json") if cache else None,
             workers=workers,
             crop_pct=crop,
             keep_aspect=keep_aspect,
             recipe=imagefolder_recipe(len(files), large=large),
             decode=decode,
         )
-    if cached:
-        try:
-            saved = torch.load(cache_file, weights_only=True)
-        except Exception as exc:  # a damaged cache is rebuilt, never fatal
-            warnings.warn(f"Ignoring unreadable cache {cache_file}: {exc}", stacklevel=2)
-        else:
-            _report_skipped(root / split, saved["skipped"], strict)
-            return _dataset(saved, classes, crop, large)
+    saved = _load(cache_file, root / split, strict) if cached else None
+    if saved is None:
+        saved = _decode_split(root / split, files, size, channels, workers, keep_aspect, strict)
+        if cache:
+            with Phase(f"writing the image cache {cache_file}", unit="step"):
+                _save(saved, cache_file)
+    return _dataset(saved, classes, crop, large)
 
-    arrays, skipped = _decode_all(root / split, files, size, channels, workers, keep_aspect)
-    _report_skipped(root / split, skipped, strict)
+
+def _check_options(crop_pct: Any, channels: Any, decode: str, data_mode: str) -> None:
+    if crop_pct is not None and not (isinstance(crop_pct, int | float) and 0 < crop_pct <= 1):
+        raise BadInputError(f"crop_pct must be a number in (0, 1], not {crop_pct!r}")
+    if channels not in (None, 1, 3):
+        raise BadInputError(f"channels must be 1 or 3, not {channels}")
+    if decode not in DECODERS:
+        raise BadInputError(f"--decode must be one of {', '.join(DECODERS)}, not {decode!r}")
+    if data_mode not in DATA_MODES:
+        raise BadInputError(f"--data-mode must be one of {', '.join(DATA_MODES)}, not {data_mode!r}")
+
+
+def _load(cache_file: Path, split_dir: Path, strict: bool) -> dict[str, Any] | None:
+    """A split's cached tensors, its skipped files reported again; None when the cache does not read."""
+    try:
+        saved = torch.load(cache_file, weights_only=True)
+    except Exception as exc:  # a damaged cache is rebuilt, never fatal
+        warnings.warn(f"Ignoring unreadable cache {cache_file}: {exc}", stacklevel=3)
+        return None
+    _report_skipped(split_dir, saved["skipped"], strict)
+    return saved
+
+
+def _decode_split(
+    split_dir: Path,
+    files: list[Any],
+    size: tuple[int, int] | None,
+    channels: int | None,
+    workers: int | None,
+    keep_aspect: bool,
+    strict: bool,
+) -> dict[str, Any]:
+    """Every file of a split decoded and stacked, with its labels, statistics and skipped files."""
+    arrays, skipped = _decode_all(split_dir, files, size, channels, workers, keep_aspect)
+    _report_skipped(split_dir, skipped, strict)
     ok = [i for i, a in enumerate(arrays) if a is not None]
     if not ok:
-        raise ZooError(f"None of the {len(files)} images under {root / split} could be read")
-    with Phase(f"stacking {len(ok):,} images of {root / split} and their channel statistics", unit="step"):
-        images = _stack(root / split, [arrays[i] for i in ok], [files[i][0] for i in ok])
+        raise ZooError(f"None of the {len(files)} images under {split_dir} could be read")
+    with Phase(f"stacking {len(ok):,} images of {split_dir} and their channel statistics", unit="step"):
+        images = _stack(split_dir, [arrays[i] for i in ok], [files[i][0] for i in ok])
         mean, std = channel_stats(images)
-    saved = {
-        "images": images,
-        "labels": torch.tensor([files[i][3] for i in ok], dtype=torch.int64),
-        "mean": list(mean),
-        "std": list(std),
-        "skipped": skipped,
-    }
-    if cache:
-        with Phase(f"writing the image cache {cache_file}", unit="step"):
-            _save(saved, cache_file)
-    return _dataset(saved, classes, crop, large)
+    labels = torch.tensor([files[i][3] for i in ok], dtype=torch.int64)
+    return {"images": images, "labels": labels, "mean": list(mean), "std": list(std), "skipped": skipped}
 
 
 def _memory_plan(
@@ -242,152 +248,8 @@ def _memory_plan(
     if data_mode == "memory" and not plan.fits:
         raise BadInputError(f"{plan.line}, which cannot fit: --data-mode stream or auto reads it from disk")
     if plan.mode == "stream" or data_mode != "auto" or plan.need >= 1e9:
-        said = (str(split_dir), plan.mode)
-        if said not in _ANNOUNCED_PLANS:
-            _ANNOUNCED_PLANS.add(said)
-            print(plan.line, file=sys.stderr, flush=True)
+        say_once(("imagefolder plan", str(split_dir), plan.mode), plan.line)
     return plan
-
-
-def _first_size(split_dir: Path, files: list[Any]) -> tuple[int, int]:
-    """(H, W) of the first image whose header reads (all have one size when no size was chosen)."""
-    from PIL import Image
-
-    for name, *_ in files:
-        try:
-            with Image.open(split_dir / name) as img:
-                width, height = img.size
-                return height, width
-        except Exception:  # unreadable: reported when it is decoded
-            continue
-    raise ZooError(f"None of the {len(files)} images under {split_dir} could be read")
-
-
-def _guess_channels(split_dir: Path, files: list[Any], sample: int = 64) -> int:
-    """1 when every one of up to ``sample`` evenly spaced images is grey, else 3 (read from headers)."""
-    from PIL import Image
-
-    step = max(1, len(files) // sample)
-    for name, *_ in files[::step][:sample]:
-        try:
-            with Image.open(split_dir / name) as img:
-                if img.mode not in _GRAY_MODES:
-                    return 3
-        except Exception:
-            continue
-    return 1
-
-
-def list_splits(root: Path) -> list[str]:
-    """The split folders of a tree (non-hidden folders that hold at least one non-hidden folder)."""
-    if not root.is_dir():
-        return []
-    return [s for s in visible_dirs(root) if visible_dirs(root / s)]
-
-
-def visible_dirs(folder: Path) -> list[str]:
-    """The sorted names of the folders in ``folder`` that are not hidden."""
-    with os.scandir(folder) as entries:
-        return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
-
-
-def _list_files(split_dir: Path, classes: Sequence[str]) -> list[tuple[str, int, int, int]]:
-    """(path relative to split_dir, size, mtime_ns, label) of every image, class by class, names sorted."""
-    files = []
-    with Phase(f"listing {split_dir}", unit="files") as listing:
-        for label, name in enumerate(classes):
-            class_dir = split_dir / name
-            if not class_dir.is_dir():
-                continue
-            found = []
-            for folder, dirs, names in os.walk(class_dir, followlinks=True):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                for file in names:
-                    if not file.startswith(".") and os.path.splitext(file)[1].lower() in IMAGE_EXTENSIONS:
-                        path = os.path.join(folder, file)
-                        st = os.stat(path)
-                        found.append((os.path.relpath(path, split_dir), st.st_size, st.st_mtime_ns, label))
-                        listing.update(1)
-            files += sorted(found)
-    return files
-
-
-def _auto_size(
-    root: Path,
-    splits: Sequence[str],
-    classes: Sequence[str],
-    listed: dict[str, list[Any]],
-    cache_dir: Path | None,
-) -> tuple[int, int] | None:
-    """None when every image of every split has one size; else the median (H, W) of all of them, scaled
-    down so that its shorter side is at most AUTO_SIZE_CAP. All splits count, so that each split of a tree
-    gets the same size. Only image headers are read; the answer is cached beside the image cache."""
-    files = {s: listed.get(s) or _list_files(root / s, classes) for s in splits}
-    key = _cache_key("sizes", None, None, classes, [files[s] for s in splits])
-    cache_file = (cache_dir / f"imagefolder-size-{key}.json") if cache_dir else None
-    if cache_file is not None and cache_file.is_file():
-        try:
-            return _announce(root, json.loads(cache_file.read_text()))
-        except (OSError, ValueError):
-            pass
-    from PIL import Image
-
-    heights, widths = [], []
-    headers = [(s, name) for s in splits for name, *_ in files[s]]
-    for s, name in track(headers, f"reading image sizes under {root}", unit="files"):
-        try:
-            with Image.open(root / s / name) as img:
-                width, height = img.size
-        except Exception:  # unreadable: reported (or fatal with strict) when the split is decoded
-            continue
-        heights.append(height)
-        widths.append(width)
-    decision = None
-    if len(set(zip(heights, widths, strict=True))) > 1:
-        height, width = float(np.median(heights)), float(np.median(widths))
-        scale = min(1.0, AUTO_SIZE_CAP / min(height, width))
-        decision = {
-            "size": [max(1, round(height * scale)), max(1, round(width * scale))],
-            "sizes": len(set(zip(heights, widths, strict=True))),
-            "smallest": [min(heights), min(widths)],
-            "largest": [max(heights), max(widths)],
-        }
-    if cache_file is not None:
-        with contextlib.suppress(OSError):
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            cache_file.write_text(json.dumps(decision))
-    return _announce(root, decision)
-
-
-def _announce(root: Path, decision: dict[str, Any] | None) -> tuple[int, int] | None:
-    """The size a decision of ``_auto_size`` picks, said once per process and tree on stderr."""
-    if not decision:
-        return None
-    height, width = (int(v) for v in decision["size"])
-    if (str(root), height, width) not in _ANNOUNCED:
-        _ANNOUNCED.add((str(root), height, width))
-        print(
-            f"imagefolder: the images under {root} have {decision['sizes']} different sizes; all are resized "
-            f"to {width}×{height} (their median size, shorter side at most {AUTO_SIZE_CAP}); --image-size N "
-            "chooses another",
-            file=sys.stderr,
-            flush=True,
-        )
-    return height, width
-
-
-def _size_pair(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
-    if image_size is None:
-        return None
-    pair = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
-        raise BadInputError(f"image_size must be a positive N or (H, W), not {image_size!r}")
-    return pair
-
-
-def _cache_key(split: str, size: Any, channels: Any, classes: Sequence[str], files: list[Any]) -> str:
-    content = json.dumps([CACHE_VERSION, split, size, channels, list(classes), files])
-    return hashlib.sha256(content.encode()).hexdigest()[:32]
 
 
 def _decode_all(
@@ -435,114 +297,8 @@ def decode_chunk(
         try:
             out.append((decode_image(path, size, channels, keep_aspect), None))
         except Exception as exc:  # Pillow raises many types for a damaged file
-            out.append((None, f"{path} ({type(exc).__name__}: {exc})"))
+            out.append((None, unreadable(path, exc)))
     return out
-
-
-def decode_image(
-    path: str | Path,
-    size: tuple[int, int] | None = None,
-    channels: int | None = None,
-    keep_aspect: bool = False,
-    data: bytes | None = None,
-) -> np.ndarray:
-    """One image as uint8 H×W (grey) or H×W×3 (colour), resized to ``size`` = (H, W) when given: the
-    whole picture, or with ``keep_aspect`` its centre region of the aspect of ``size`` (torchvision's
-    Resize of the shorter side, then CenterCrop, in one resampling). ``data``: the file's bytes, when the
-    caller has read them already (``path`` then only names the file in errors)."""
-    if size is None:
-        from PIL import Image
-
-        with Image.open(path if data is None else io.BytesIO(data)) as img:
-            gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
-            mode = "L" if gray else "RGB"
-            return np.asarray(img if img.mode == mode else img.convert(mode))
-    return _resample(
-        path,
-        channels,
-        lambda picture: centre_box(picture, size) if keep_aspect else (0, 0, *picture),
-        size,
-        data,
-    )
-
-
-def decode_crop(
-    path: str | Path,
-    stored: tuple[int, int],
-    channels: int | None,
-    keep_aspect: bool,
-    box: Sequence[int],
-    size: tuple[int, int],
-) -> np.ndarray:
-    """The window ``box`` = (top, left, height, width) of the image as ``decode_image`` would store it at
-    ``stored`` = (H, W), resized to ``size``, in one resampling of the file's own pixels: the window is
-    mapped back onto the picture, so a random resized crop costs one decode and one resize, as
-    torchvision's RandomResizedCrop does, not a resize to ``stored`` first."""
-    top, left, height, width = box
-
-    def window(picture: tuple[int, int]) -> tuple[float, float, float, float]:
-        x0, y0, x1, y1 = centre_box(picture, stored) if keep_aspect else (0, 0, *picture)
-        sx, sy = (x1 - x0) / stored[1], (y1 - y0) / stored[0]
-        return (x0 + left * sx, y0 + top * sy, x0 + (left + width) * sx, y0 + (top + height) * sy)
-
-    return _resample(path, channels, window, size)
-
-
-def _resample(
-    path: str | Path,
-    channels: int | None,
-    window: Callable[[tuple[int, int]], tuple[float, float, float, float]],
-    size: tuple[int, int],
-    data: bytes | None = None,
-) -> np.ndarray:
-    """The region ``window(picture size)`` (left, top, right, bottom) of the image at ``path``, resized to
-    ``size`` = (H, W) bilinearly: a JPEG that draft mode would not shrink by torchvision's decoder and
-    torch's resize (``jpeg.decode_resized``, twice Pillow's speed), anything else by Pillow (JPEG draft
-    mode when it shrinks a lot, then its reducing resize)."""
-    from PIL import Image, UnidentifiedImageError
-
-    if data is None:
-        data = Path(path).read_bytes()  # once, for the header and the decoder alike
-    header = jpeg_header(data)  # (width, height, components) of a JPEG, read without Pillow
-    if header is not None:
-        gray = channels == 1 or (channels is None and header[2] == 1)
-        region = window(header[:2])
-        if _draft_factor(header[:2], region, size) < 2:
-            fast = decode_resized(data, gray, region, size)
-            if fast is not None:
-                return fast
-    try:
-        opened = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise UnidentifiedImageError(f"cannot identify image file {str(path)!r}") from None
-    with opened as img:
-        gray = channels == 1 or (channels is None and img.mode in _GRAY_MODES)
-        mode = "L" if gray else "RGB"
-        img.draft(mode, _draft_request(img.size, window(img.size), size))  # JPEG only: by 2, 4 or 8
-        if img.mode != mode:
-            img = img.convert(mode)
-        region = window(img.size)
-        if img.size != (size[1], size[0]) or region != (0, 0, *img.size):
-            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR, box=region)
-        return np.asarray(img)
-
-
-def _draft_request(
-    picture: tuple[int, int], region: Sequence[float], size: tuple[int, int]
-) -> tuple[int, int]:
-    """The size (W, H) the whole picture may shrink to while ``region`` stays at least ``size`` = (H, W),
-    per axis: a squashing resize scales its axes differently, and one scale for both would draft the longer
-    side below its target and then stretch it back."""
-    return (
-        math.ceil(picture[0] * size[1] / (region[2] - region[0])),
-        math.ceil(picture[1] * size[0] / (region[3] - region[1])),
-    )
-
-
-def _draft_factor(picture: tuple[int, int], region: Sequence[float], size: tuple[int, int]) -> int:
-    """By how much a JPEG's draft mode could shrink the picture: 1 (not at all), 2, 4 or more."""
-    request = _draft_request(picture, region, size)
-    return min(picture[0] // request[0], picture[1] // request[1])
 
 
 def _stack(split_dir: Path, arrays: list[np.ndarray], paths: list[str]) -> torch.Tensor:
@@ -564,7 +320,7 @@ def _report_skipped(split_dir: Path, skipped: list[str], strict: bool) -> None:
     if not skipped:
         return
     if strict:
-        raise ZooError(f"Cannot read image {skipped[0]} (without --strict, unreadable images are skipped)")
+        skip_or_fail(skipped[0], strict)
     shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
     warnings.warn(f"Skipped {len(skipped)} unreadable image(s) under {split_dir}: {shown}", stacklevel=3)
 
@@ -600,16 +356,11 @@ def _announce_crop(
     root: Path, seen: tuple[int, int], stored: tuple[int, int], crop_pct: float, large: bool
 ) -> None:
     """Say once per process and tree how its images are cut for the model (ImageNet-style when large)."""
-    said = (str(root), "crop", seen, stored, crop_pct)
-    if said in _ANNOUNCED:
-        return
-    _ANNOUNCED.add(said)
     style = f"shorter side ≥ {LARGE_SIDE}: ImageNet-style" if large else f"crop_pct {crop_pct:g}"
     training = "random resized crops" if large else "crops"
-    print(
+    say_once(
+        ("imagefolder crop", str(root), seen, stored, crop_pct),
         f"imagefolder: {root} ({style}): images stored at {stored[1]}×{stored[0]}, {training} of "
         f"{seen[1]}×{seen[0]} in training, the centre {seen[1]}×{seen[0]} (crop_pct {crop_pct:g}) in "
         "evaluation and prediction",
-        file=sys.stderr,
-        flush=True,
     )

@@ -1,12 +1,11 @@
-"""An ImageFolder split read from disk image by image, for trees that do not fit in memory.
-
-DataLoader workers (``zoo_core.data.loader.StreamLoader``) call ``__getitem__``: one file decoded and
-resized (JPEG draft mode when it shrinks a lot, then Pillow's reducing resize: ``decode_image``) into a
-uint8 C×H×W tensor. The sample order, sharding and resumption are the loader's, pure functions of
-(seed, epoch), as for the in-memory path. A file that cannot be read is replaced by the next readable one
-in the list (with its label), said on stderr naming both, so a batch keeps its size and a worker never
-dies; with ``strict`` it is fatal. mean/std come from up to ``STATS_IMAGES`` evenly spaced images, decoded
-in parallel once and cached beside the in-memory caches.
+"""An ImageFolder split read from disk image by image, for trees that do not fit in memory. DataLoader workers
+(``zoo_core.data.loader.StreamLoader``) call ``__getitem__``: one file decoded and resized to the stored size
+by the one decoder (``zoo_core.data.decode.decode_image``, as the in-memory split is) into a uint8 C×H×W
+tensor. The sample order, sharding and resumption are the loader's, pure functions of (seed, epoch), as for
+the in-memory path. A file that cannot be read is replaced by the next readable one in the list (with its
+label), said on stderr naming both, so a batch keeps its size and a worker never dies; with ``strict`` it is
+fatal. mean/std come from up to ``STATS_IMAGES`` evenly spaced images, decoded in parallel once and cached
+beside the in-memory caches.
 """
 
 from __future__ import annotations
@@ -23,6 +22,16 @@ import numpy as np
 import torch
 
 from zoo_core.data.dataset import cropped_size
+from zoo_core.data.decode import (
+    decode_image,
+    exif_orientation,
+    fast_jpeg_header,
+    one_thread,
+    skip_or_fail,
+    unreadable,
+)
+from zoo_core.data.stats import channel_moments as channel_moments_of
+from zoo_core.data.stats import stats_from_moments
 from zoo_core.errors import ZooError
 from zoo_core.progress import Phase
 
@@ -69,30 +78,17 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from zoo_plugins.datasets.imagefolder import decode_image
-
         return self._read(index, lambda path: decode_image(path, self.size, self.channels, self.keep_aspect))
-
-    def cropped(self, index: int, box: Sequence[int], size: tuple[int, int]) -> tuple[torch.Tensor, int]:
-        """The window ``box`` = (top, left, height, width) of image ``index`` as stored, resized to ``size``
-        in one resampling of the file (``decode_crop``): a DataLoader worker's random resized crop."""
-        from zoo_plugins.datasets.imagefolder import decode_crop
-
-        size = (int(size[0]), int(size[1]))
-        return self._read(
-            index, lambda path: decode_crop(path, self.size, self.channels, self.keep_aspect, box, size)
-        )
 
     def encoded(self, index: int) -> tuple[tuple[torch.Tensor, int], int]:
         """What a worker sends when JPEGs decode on the device (``decode="device"``): ((a JPEG's bytes as a
         1-D uint8 tensor, or any other image decoded at the stored size; the index of the file read), label).
-        """
-        from zoo_plugins.datasets.imagefolder import decode_image
-        from zoo_plugins.datasets.jpeg import is_jpeg
+        Only the JPEGs the decoder's fast path reads, and upright ones (the device decoder ignores EXIF),
+        go as bytes: every other file decodes here, so the device sees what the workers would."""
 
         def read(path: Path) -> np.ndarray:
             data = path.read_bytes()
-            if is_jpeg(data):
+            if fast_jpeg_header(data) is not None and exif_orientation(data) == 1:
                 return np.frombuffer(data, dtype=np.uint8)
             return decode_image(path, self.size, self.channels, self.keep_aspect, data=data)
 
@@ -113,16 +109,12 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         for k in failed:
             path = self.split_dir / self.paths[items[k][1]]
             reason = f"{path} (the JPEG did not decode on {device})"
-            if self.strict:
-                raise ZooError(
-                    f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
-                )
+            skip_or_fail(reason, self.strict)
             good = [j % len(items) for j in range(k + 1, k + len(items)) if j % len(items) not in failed]
             if not good:
                 raise ZooError(f"None of the {len(items)} images of a batch under {self.split_dir} decoded")
             x[k].copy_(x[good[0]])
             stand_ins.append((k, good[0]))
-            print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
         return x, stand_ins
 
     def _read(
@@ -134,12 +126,8 @@ class StreamingImageFolder(torch.utils.data.Dataset):
             try:
                 array = decode(path)
             except Exception as exc:  # Pillow raises many types for a damaged file
-                reason = f"{path} ({type(exc).__name__}: {exc})"
-                if self.strict:
-                    raise ZooError(
-                        f"Cannot read image {reason} (without --strict, unreadable images are skipped)"
-                    ) from None
-                print(f"zoo: warning: skipped unreadable image {reason}", file=sys.stderr, flush=True)
+                reason = unreadable(path, exc)
+                skip_or_fail(reason, self.strict)
                 continue
             if step:
                 print(
@@ -168,8 +156,6 @@ class StreamingImageFolder(torch.utils.data.Dataset):
                 pass
         step = max(1, len(self.paths) // STATS_IMAGES)
         names = self.paths[::step][:STATS_IMAGES]
-        from zoo_plugins.datasets.jpeg import one_thread
-
         n_workers = max(1, min(workers or os.cpu_count() or 1, 8))
         # chunks of a few images, so that progress moves while large photos decode
         chunks = [names[i : i + STATS_CHUNK] for i in range(0, len(names), STATS_CHUNK)]
@@ -189,12 +175,8 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         if not moments:
             raise ZooError(f"None of the {len(names)} sampled images under {self.split_dir} could be read")
         count = sum(m[0] for m in moments)
-        total = np.sum([m[1] for m in moments], axis=0, dtype=np.float64) / 255
-        squares = np.sum([m[2] for m in moments], axis=0, dtype=np.float64) / 255**2
-        mean_v = total / count
-        std_v = np.sqrt(np.maximum(squares / count - mean_v**2, 0.0))
-        mean = tuple(float(v) for v in mean_v)
-        std = tuple(float(v) for v in std_v)
+        total = np.sum([m[1] for m in moments], axis=0)
+        mean, std = stats_from_moments(count, total, np.sum([m[2] for m in moments], axis=0))
         if cache_file is not None:
             try:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -207,12 +189,10 @@ class StreamingImageFolder(torch.utils.data.Dataset):
 def channel_moments(
     split_dir: str, names: list[str], size: tuple[int, int], channels: int, keep_aspect: bool
 ) -> list[tuple[int, np.ndarray, np.ndarray] | None]:
-    """Per image of ``names``: (pixels per channel, the sum of its levels, the sum of their squares) per
-    channel as exact integers, or None where it does not decode. Reduced here, in the worker, so what
+    """Per image of ``names``: its ``stats.channel_moments`` (pixels per channel, the sums of the levels and
+    of their squares, exact), or None where it does not decode. Reduced here, in the worker, so what
     travels back is a few numbers an image rather than the image: a sample of 512 photos at 2048 px would
     otherwise be 8 GB of arrays."""
-    from zoo_plugins.datasets.imagefolder import decode_image
-
     out: list[tuple[int, np.ndarray, np.ndarray] | None] = []
     for name in names:
         try:
@@ -220,7 +200,5 @@ def channel_moments(
         except Exception:  # Pillow raises many types for a damaged file; the sample skips it
             out.append(None)
             continue
-        flat = array.reshape(-1, channels if array.ndim == 3 else 1)
-        wide = flat.astype(np.int64)
-        out.append((flat.shape[0], wide.sum(0), (wide * wide).sum(0)))
+        out.append(channel_moments_of(array))
     return out

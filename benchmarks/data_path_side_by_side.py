@@ -1,0 +1,93 @@
+"""Two versions of zoo's code on one machine, side by side, in alternating rounds: fastnet's training steps
+fed by the loader its recipe builds (CIFAR-10 held on the device), and the streamed ImageFolder benchmark.
+
+    python benchmarks/data_path_side_by_side.py --before /tmp/zoo-base --after . --data-dir DATA \
+        --output benchmarks/results/data-path-side-by-side-cpu.md
+
+``--before`` and ``--after`` are checkouts (``git archive REV | tar -x -C DIR``); each round runs one fresh
+process per side (``PYTHONPATH`` set to its checkout), before then after, then the next round after then
+before. fastnet: ``--batches`` training steps of batch ``--batch-size`` (SGD, the recipe's crop, flip,
+channels_last, fp32) after ``--warmup``, on CIFAR-10's training split; img/s of the timed steps. The
+streamed ImageFolder figures come from ``benchmarks/imagefolder_stream.py`` run by each side on one tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+STEP = r"""
+import json, sys, time
+import torch
+from zoo_core import create_dataset, create_model
+from zoo_core.data.loader import make_loader
+data = create_dataset("cifar10", root=sys.argv[1], split="train")
+batch, warmup, timed = (int(v) for v in sys.argv[2:5])
+loader = make_loader(data, batch_size=batch, device="cpu", train=True, crop_padding=2, padding_mode="reflect",
+                     flip=True, alternate_flip=True, channels_last=True, seed=0)
+model = create_model("fastnet", num_classes=10).to(memory_format=torch.channels_last)
+opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.85, nesterov=True)
+batches = iter(loader)
+for k in range(warmup + timed):
+    if k == warmup:
+        start = time.perf_counter()
+    x, y = next(batches)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+print(json.dumps({"img_per_s": timed * batch / (time.perf_counter() - start)}))
+"""
+
+
+def run(code: Path, args: list[str]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code.resolve())}
+    out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--after", type=Path, required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    sides = {"before": args.before, "after": args.after}
+    rounds: dict[str, list[float]] = {name: [] for name in sides}
+    for r in range(args.rounds):
+        for name in sides if r % 2 == 0 else reversed(list(sides)):
+            step = ["-c", STEP, args.data_dir, str(args.batch_size), str(args.warmup), str(args.batches)]
+            rounds[name].append(run(sides[name], step)["img_per_s"])
+            print(f"round {r + 1} {name}: {rounds[name][-1]:.1f} img/s", file=sys.stderr, flush=True)
+    median = {name: statistics.median(values) for name, values in rounds.items()}
+    lines = [
+        f"fastnet training steps, CIFAR-10 held in memory, batch {args.batch_size}, {args.batches} timed "
+        f"after {args.warmup}, {args.rounds} alternating rounds",
+        "",
+        "| side | checkout | median img/s | rounds |",
+        "|---|---|---:|---|",
+        *(
+            f"| {name} | {sides[name]} | {median[name]:.1f} | {', '.join(f'{v:.1f}' for v in rounds[name])} |"
+            for name in sides
+        ),
+        "",
+        f"after / before: {median['after'] / median['before']:.3f}",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        args.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The DataLoader side of a streamed feed: the data sets that wrap a streamed one (or in-memory tensors) for
+the workers, and the collations that stack their samples."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from zoo_core.data.ops import resized_crop_one
+
+
+class _TensorPairs(torch.utils.data.Dataset):
+    """(image, label) pairs of in-memory tensors, for a StreamLoader."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
+
+
+class _WorkerAugment(torch.utils.data.Dataset):
+    """A streamed data set whose samples are cut and flipped in the DataLoader workers: indices come as
+    (index, box, flip) from ``_ShardSampler``, and each image is its box of the stored image resized to
+    ``size`` by the one rule in its one-image form (``ops.resized_crop_one``), then mirrored where
+    ``flip`` says."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, size: tuple[int, int]) -> None:
+        self.dataset = dataset
+        self.size = (int(size[0]), int(size[1]))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, tuple[int, ...], bool]) -> tuple[torch.Tensor, int]:
+        index, box, flip = item
+        image, label = self.dataset[index]
+        image = resized_crop_one(image, box, self.size)
+        return (image.flip(-1) if flip else image), label
+
+
+def _collate_channels_last(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uint8 batch stacked straight into channels_last (the layout the CPU's model takes), in shared
+    memory inside a worker as PyTorch's own collation does: an image decoded as H×W×C goes in with one
+    plain copy, where stacking to N×C×H×W and converting later would reorder every byte twice."""
+    images = [image for image, _ in batch]
+    n, (c, h, w) = len(images), images[0].shape
+    first = images[0]
+    if torch.utils.data.get_worker_info() is not None:  # the main process maps it rather than copies it
+        # (the storage call torch.utils.data's default_collate makes for the same purpose)
+        flat = first.new(first._typed_storage()._new_shared(n * c * h * w, device=first.device))
+    else:
+        flat = torch.empty(n * c * h * w, dtype=first.dtype)
+    out = flat.as_strided((n, c, h, w), (h * w * c, 1, w * c, c))
+    for k, image in enumerate(images):
+        out[k].copy_(image)
+    return out, torch.tensor([label for _, label in batch], dtype=torch.int64)
+
+
+class _Encoded(torch.utils.data.Dataset):
+    """A streamed data set's ``encoded`` samples (files read, not decoded), for ``decode_batch`` on the
+    device."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        return self.dataset.encoded(index)
+
+
+def _collate_encoded(batch: Sequence[tuple[Any, int]]) -> tuple[list[Any], torch.Tensor]:
+    """Encoded samples differ in length: they stay a list; the labels become one int64 tensor."""
+    return [item for item, _ in batch], torch.tensor([label for _, label in batch], dtype=torch.int64)
