@@ -287,7 +287,7 @@ def test_a_damaged_safetensors_file_is_one_line_naming_it(
 
 class StopAfterFirstEpoch:
     def on_epoch_end(self, trainer, metrics) -> None:
-        trainer._stop_requested = True  # what Ctrl-C does: saved at the next step, resumable
+        trainer.stop_signals.request()  # what Ctrl-C does: saved at the next step, resumable
 
 
 @pytest.fixture(scope="module")

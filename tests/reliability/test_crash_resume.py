@@ -76,10 +76,10 @@ def arm(trial, note):
         original = ckpt._write_atomically
         calls = [0]
 
-        def wrapped(path, write):
+        def wrapped(path, write, keep=None):
             calls[0] += 1
             if calls[0] != trial["write"]:
-                return original(path, write)
+                return original(path, write, keep)
             note.write_text(json.dumps({"at": f"write #{calls[0]} ({Path(path).name}), {trial['phase']}"}))
             phase = trial["phase"]
             if phase == "mid-write":
@@ -88,12 +88,12 @@ def arm(trial, note):
                     data = Path(tmp).read_bytes()
                     Path(tmp).write_bytes(data[: len(data) // 2])
                     die()
-                return original(path, partial)
+                return original(path, partial, keep)
             if phase == "before-rename":
                 os.replace = lambda *a, **k: die()
             else:  # after the rename, before the folder is flushed
                 ckpt._fsync_dir = lambda folder: die()
-            return original(path, write)
+            return original(path, write, keep)
 
         ckpt._write_atomically = wrapped
 
