@@ -167,9 +167,10 @@ code = run_child([*args, "--out", str(straight)], log=base / "straight.log")
 seconds = time.monotonic() - start
 assert code == 0, (base / "straight.log").read_text()[-2000:]
 reference = torch.load(straight / "last.pt", weights_only=True)
+lines = (straight / "metrics.jsonl").read_text().splitlines()
 results = {
     "straight_seconds": seconds,
-    "straight_epochs": [json.loads(x)["epoch"] for x in (straight / "metrics.jsonl").read_text().split()],
+    "straight_epochs": [json.loads(line)["epoch"] for line in lines],
     "straight_step": int(reference["step"]),
     "trials": [],
 }
