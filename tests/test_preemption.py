@@ -3,6 +3,7 @@ an uninterrupted one; one writer per run directory; --resume auto; mid-epoch sna
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -285,8 +286,8 @@ def test_resume_auto_starts_continues_the_unfinished_run_then_says_it_is_done(tm
 def test_the_same_command_on_a_run_with_other_settings_exits_2_naming_them(tmp_path: Path) -> None:
     run = tmp_path / "run"
     (run).mkdir()
-    saved = TrainConfig(dataset="digits", model="lenet", epochs=2, batch_size=64, lr=0.1).with_recipe(None)
-    saved.save(run / "config.json")
+    saved = TrainConfig(dataset="digits", model="lenet", epochs=2, batch_size=64, lr=0.1, log_every=5)
+    dataclasses.replace(saved, tensorboard=False).with_recipe(None).save(run / "config.json")
     (run / "last.pt").write_bytes(b"x")
     result = zoo(*ARGS, "--out", run, "--lr", "0.2")
     assert result.returncode == 2
@@ -381,3 +382,107 @@ def test_full_disk_errors_of_torch_and_safetensors_are_named(tmp_path: Path) -> 
     assert checkpoint.write_failure(torch_error.value) == "No space left on device"
     assert checkpoint.write_failure(safetensors_error.value) == "No space left on device"
     assert checkpoint.write_failure(ValueError("a bug, not the disk")) is None
+
+
+# -- under torchrun --------------------------------------------------------------------------------------
+
+
+def torchrun(*launch: str, script: Path, args: list, plan: dict, wait: bool = True):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *launch,
+        str(script),
+        json.dumps(list(map(str, args))),
+    ]
+    proc = subprocess.Popen(
+        [*command, json.dumps(plan)],
+        cwd=ROOT,
+        env={**ENV, "GLOO_SOCKET_IFNAME": "lo"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if not wait:
+        return proc
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The driver as a file, and an uninterrupted run of two gloo ranks."""
+    base = tmp_path_factory.mktemp("ddp")
+    script = base / "driver.py"
+    script.write_text(DRIVER)
+    run = base / "straight"
+    args = [*ARGS, "--out", run, "--save-every", "off"]
+    done = torchrun("--standalone", "--nproc-per-node", "2", script=script, args=args, plan={"at": "none"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return script, run
+
+
+@pytest.mark.slow
+def test_a_worker_killed_under_max_restarts_is_restarted_and_continues_bit_identical(
+    tmp_path: Path, two_ranks: tuple[Path, Path]
+) -> None:
+    script, straight = two_ranks
+    run = tmp_path / "run"
+    args = [*ARGS, "--out", run, "--save-every", "5"]
+    plan = {"at": "step", "step": 30, "signal": "SIGKILL", "rank": "1"}  # on the first try only
+    launch = ["--standalone", "--nproc-per-node", "2", "--max-restarts", "1"]
+    done = torchrun(*launch, script=script, args=args, plan=plan)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"zoo: the same command again: continuing {run} from epoch 2 batch" in done.stderr
+    assert same_weights(run, straight)
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.slow
+def test_two_nodes_stop_together_when_one_agent_gets_sigterm_and_the_same_commands_continue(
+    tmp_path: Path, two_ranks: tuple[Path, Path]
+) -> None:
+    script, straight = two_ranks
+    run = tmp_path / "run"
+    args = [*ARGS, "--out", run, "--save-every", "3"]
+
+    def nodes() -> list[subprocess.Popen]:
+        port = free_port()
+        return [
+            torchrun(
+                *("--nnodes", "2", "--node-rank", str(node), "--nproc-per-node", "1"),
+                *("--master-addr", "127.0.0.1", "--master-port", str(port)),
+                script=script,
+                args=args,
+                plan={"at": "none"},
+                wait=False,
+            )
+            for node in (0, 1)
+        ]
+
+    agents = nodes()
+    deadline = time.monotonic() + 300
+    while not (run / "previous.pt").exists():  # two snapshots: the run is in its stride
+        assert time.monotonic() < deadline and agents[0].poll() is None, agents[0].communicate()[1][-3000:]
+        time.sleep(0.05)
+    agents[1].send_signal(signal.SIGTERM)  # its agent forwards it to its worker, rank 1
+    errs = [agent.communicate(timeout=300)[1] for agent in agents]
+    assert all(agent.returncode != 0 for agent in agents)
+    said = [line for err in errs for line in err.splitlines() if "Stopped by SIGTERM" in line]
+    assert len(said) == 1, errs  # rank 0 alone
+    saved = state(run)
+    assert f"step {saved['step']} ({saved['batch_in_epoch']}/22); state saved" in said[0]
+    agents = nodes()
+    for agent in agents:
+        _, err = agent.communicate(timeout=600)
+        assert agent.returncode == 0, err[-3000:]
+    assert same_weights(run, straight)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -241,7 +241,8 @@ def test_nan_in_the_first_epoch_says_truthfully_what_was_saved(tmp_path, catalog
         "nan-early", lambda *, num_classes, in_chans=1, **kw: NanAfter(num_classes, in_chans, 3)
     )
     run = tmp_path / "run"
-    args = ["train", "digits", "nan-early", "--epochs", "2", "--out", str(run), *FAST, "--save-every", save_every]
+    args = ["train", "digits", "nan-early", "--epochs", "2", "--out", str(run), *FAST]
+    args += ["--save-every", save_every]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 1
     line = result.output.splitlines()[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -281,7 +282,7 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
             choice = resumption.choose_again(run_dir, new)
         else:
             choice = resumption.Choice(run_dir, new, resume=False)
-    if choice.line:
+    if choice.line and os.environ.get("RANK", "0") == "0":  # under torchrun, every rank chose the same
         click.echo(choice.line, err=True)
     if choice.finished:
         return

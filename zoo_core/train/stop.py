@@ -105,31 +105,39 @@ class StopAgreement:
         # a group of its own: its collectives never interleave with DDP's, on CUDA it is still on the host
         self.group = dist.new_group(backend="gloo") if distributed else None
         self.pending: tuple[Any, torch.Tensor] | None = None
+        self.signum = 0  # the agreed signal (the highest number any rank received): names it, sets the exit
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "a stop request"
 
     def poll(self) -> bool:
         """True once a stop is agreed: at once alone; under DDP, at the poll after the one that saw it."""
         if self.group is None:
-            return self.signals.requested
+            self.signum = self.signals.signum or 0
+            return bool(self.signum)
         if self.pending is not None:
             work, flag = self.pending
             work.wait()
             self.pending = None
-            if flag.item() > 0:
+            self.signum = int(flag.item())
+            if self.signum:
                 return True
-        flag = torch.tensor([float(self.signals.requested)])
-        self.pending = (dist.all_reduce(flag, group=self.group, async_op=True), flag)
+        flag = torch.tensor([self.signals.signum or 0])
+        self.pending = (dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=self.group, async_op=True), flag)
         return False
 
     def now(self) -> bool:
         """A blocking agreement, for points outside the step loop (after set-up, at the end of the run)."""
-        if self.group is None:
-            return self.signals.requested
         if self.poll():
             return True
+        if self.group is None:
+            return False
         work, flag = self.pending  # the all-reduce poll() just started
         work.wait()
         self.pending = None
-        return flag.item() > 0
+        self.signum = int(flag.item())
+        return bool(self.signum)
 
     def common_count(self, count: int) -> int:
         """The least ``count`` over the ranks (e.g. evaluation batches, which may differ by one)."""

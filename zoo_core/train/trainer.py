@@ -265,7 +265,7 @@ class Trainer:
         if self.stop.now():
             saved = (self.run_dir / checkpoint.TRAINING_STATE).exists()
             raise TrainingInterrupted(
-                f"Stopped by {self.stop_signals.name} before the first step; nothing new to save. "
+                f"Stopped by {self.stop.name} before the first step; nothing new to save. "
                 + (
                     f"Resume with: zoo train --resume {self.run_dir}"
                     if saved
@@ -273,7 +273,7 @@ class Trainer:
                 )
                 if self.dist.is_main
                 else "",
-                self.stop_signals.signum or 2,
+                self.stop.signum or 2,
             )
 
     # -- state ----------------------------------------------------------------------------------------
@@ -468,10 +468,10 @@ class Trainer:
             self.save()
         where = f"epoch {self.epoch + 1}, step {self.step} ({self.batch_in_epoch}/{len(self.train_loader)})"
         message = (
-            f"Stopped by {self.stop_signals.name} in {where}; state saved. "
+            f"Stopped by {self.stop.name} in {where}; state saved. "
             f"Resume with: zoo train --resume {self.run_dir} (or the same command with --resume auto)"
         )
-        raise TrainingInterrupted(message if self.dist.is_main else "", self.stop_signals.signum or 2)
+        raise TrainingInterrupted(message if self.dist.is_main else "", self.stop.signum or 2)
 
     def log_point(self, loss: torch.Tensor) -> float:
         """The loss averaged over ranks (one all-reduce)."""
