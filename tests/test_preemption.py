@@ -368,20 +368,37 @@ def test_the_saver_is_due_by_time_and_hands_a_failed_write_to_the_next_step() ->
         saver.due(4)
 
 
-def test_full_disk_errors_of_torch_and_safetensors_are_named(tmp_path: Path) -> None:
-    """/dev/full fails every write with ENOSPC: what torch.save and safetensors raise then is recognised."""
-    if not os.path.exists("/dev/full"):
-        pytest.skip("no /dev/full on this platform")
-    from safetensors.torch import save_file
+FILE_LIMIT = r"""
+import json, resource, signal, sys
+import torch
+from safetensors.torch import save_file
+from zoo_core.train import checkpoint
 
-    tensors = {"w": torch.zeros(100_000)}
-    with pytest.raises(Exception) as torch_error, open("/dev/full", "wb") as handle:
-        torch.save(tensors, handle)
-    with pytest.raises(Exception) as safetensors_error:
-        save_file(tensors, "/dev/full")
-    assert checkpoint.write_failure(torch_error.value) == "No space left on device"
-    assert checkpoint.write_failure(safetensors_error.value) == "No space left on device"
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+tensors, reasons = {"w": torch.zeros(100_000)}, []
+for write in (lambda p: checkpoint.save_state(p, tensors), lambda p: save_file(tensors, p)):
+    try:
+        write(sys.argv[1])
+    except Exception as err:
+        reasons.append([type(err).__name__, checkpoint.write_failure(err), str(err)])
+print(json.dumps(reasons))
+"""
+
+
+def test_a_write_the_system_refuses_is_named_whoever_wrote_it(tmp_path: Path) -> None:
+    """A real refused write (a file-size limit: EFBIG, as ENOSPC reaches torch and safetensors the same
+    way): torch.save's RuntimeError and safetensors' text both give the system's reason."""
+    result = subprocess.run(
+        [sys.executable, "-c", FILE_LIMIT, str(tmp_path / "state")], capture_output=True, text=True, env=ENV
+    )
+    assert result.returncode == 0, result.stderr
+    (ours, name_ours, text_ours), (theirs, name_theirs, _) = json.loads(result.stdout)
+    assert ours == "CheckpointWriteError" and name_ours == os.strerror(27)  # EFBIG: "File too large"
+    assert text_ours == f"Could not write {tmp_path / 'state'}: File too large"
+    assert theirs == "SafetensorError" and name_theirs == "File too large"
     assert checkpoint.write_failure(ValueError("a bug, not the disk")) is None
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 # -- under torchrun --------------------------------------------------------------------------------------
