@@ -216,7 +216,7 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
 )
 @click.option(
     "--save-every",
-    default="10m",
+    default="5m",
     show_default=True,
     metavar="N|TIME|off",
     help="Also save the training state inside epochs: every N steps or every TIME (30s, 10m, 1h), written "
