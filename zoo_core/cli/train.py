@@ -15,6 +15,8 @@ from zoo_core.cli import resume as resumption
 from zoo_core.cli.common import RegistryName, warn
 from zoo_core.errors import BadInputError
 from zoo_core.train.config import (
+    DEFAULT_SAVE_EVERY,
+    DEFAULT_STOP_SIGNALS,
     EMA_MODES,
     OPTIMIZERS,
     PADDING_MODES,
@@ -216,7 +218,7 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
 )
 @click.option(
     "--save-every",
-    default="5m",
+    default=DEFAULT_SAVE_EVERY,
     show_default=True,
     metavar="N|TIME|off",
     help="Also save the training state inside epochs: every N steps or every TIME (30s, 10m, 1h), written "
@@ -224,7 +226,7 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
 )
 @click.option(
     "--stop-signals",
-    default="TERM,USR1,INT",
+    default=",".join(name.removeprefix("SIG") for name in DEFAULT_STOP_SIGNALS),
     show_default=True,
     metavar="SIG,...|none",
     help="Signals that stop the run at the next step with a save (exit 128 + the signal's number).",

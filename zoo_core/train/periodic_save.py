@@ -18,7 +18,6 @@ import torch
 
 from zoo_core.errors import BadInputError
 
-DEFAULT_SAVE_EVERY = "5m"  # chosen in benchmarks/results/preemption-cpu.md
 UNITS = {"s": 1, "m": 60, "h": 3600}
 
 

@@ -22,8 +22,8 @@ import torch
 import torch.distributed as dist
 
 from zoo_core.errors import BadInputError
+from zoo_core.train.config import DEFAULT_STOP_SIGNALS
 
-DEFAULT_STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 T = TypeVar("T")
 
 

@@ -27,7 +27,7 @@ from zoo_core.catalog import get_catalog
 from zoo_core.device import default_channels_last, pick_precision, resolve_device
 from zoo_core.errors import BadInputError, ZooError
 from zoo_core.train import checkpoint, init_weights
-from zoo_core.train.config import TrainConfig, merged_recipe
+from zoo_core.train.config import DEFAULT_SAVE_EVERY, DEFAULT_STOP_SIGNALS, TrainConfig, merged_recipe
 from zoo_core.train.data_recipe import refine_for_data
 from zoo_core.train.ema import WeightAverage
 from zoo_core.train.log import TrainingLog
@@ -37,9 +37,9 @@ from zoo_core.train.optim import (
     make_optimizer,
     make_schedule,
 )
-from zoo_core.train.periodic_save import DEFAULT_SAVE_EVERY, PeriodicSaver, host_copy
+from zoo_core.train.periodic_save import PeriodicSaver, host_copy
 from zoo_core.train.run_lock import RunInUse, RunLock
-from zoo_core.train.stop import DEFAULT_STOP_SIGNALS, StopAgreed, StopAgreement, StopSignals
+from zoo_core.train.stop import StopAgreed, StopAgreement, StopSignals
 from zoo_core.train.tta import TestTimeAugmentation
 
 # images handed to a model's init_from_data (airbench whitens from 5,000 CIFAR-10 images)
