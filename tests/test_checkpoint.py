@@ -213,8 +213,8 @@ def test_failed_state_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     save_state(path, {"epoch": 1})
 
-    def crash_midway(obj, filename, *args, **kwargs):
-        Path(filename).write_bytes(b"PK\x03\x04 truncated")
+    def crash_midway(obj, handle, *args, **kwargs):
+        handle.write(b"PK\x03\x04 truncated")
         raise KeyboardInterrupt  # even an interrupt mid-write leaves the old state
 
     monkeypatch.setattr(torch, "save", crash_midway)

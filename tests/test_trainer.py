@@ -223,11 +223,36 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert progress[0].startswith("precision ")
     assert progress[1:] and all(p.split()[0] == "epoch" for p in progress[1:])
     assert line.startswith("Error: The training loss became nan in epoch 2")
-    assert f"The last good checkpoint in {run} is intact" in line
+    assert f"the last checkpoint in {run} (epoch 1, step 22) is unchanged" in line
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values())
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("save_every", "kept"),
+    [("off", "nothing was saved (no checkpoint before it)"), ("2", "(epoch 1 batch 2, step 2) is unchanged")],
+)
+def test_nan_in_the_first_epoch_says_truthfully_what_was_saved(tmp_path, catalog, save_every, kept):
+    from click.testing import CliRunner
+
+    catalog.models.register(  # NaN from step 4; logging points every 5 steps, --save-every 2 due at 2 and 4
+        "nan-early", lambda *, num_classes, in_chans=1, **kw: NanAfter(num_classes, in_chans, 3)
+    )
+    run = tmp_path / "run"
+    args = ["train", "digits", "nan-early", "--epochs", "2", "--out", str(run), *FAST]
+    args += ["--save-every", save_every]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    line = result.output.splitlines()[-1]
+    assert line.startswith("Error: The training loss became nan in epoch 1 (step 5)")
+    assert kept in line
+    if save_every == "off":
+        assert not (run / "last.pt").exists()
+    else:  # the snapshot of step 4 held NaN weights: never written
+        state = torch.load(run / "last.pt", weights_only=True)
+        assert state["step"] == 2 and all(torch.isfinite(v).all() for v in state["model"].values())
 
 
 def test_bf16_autocast_and_channels_last_train_on_the_cpu(tmp_path, catalog, monkeypatch):

@@ -34,8 +34,31 @@ def init_distributed(device_type: str) -> DistInfo:
     if device_type == "cuda":
         torch.cuda.set_device(info.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if "TORCHELASTIC_RESTART_COUNT" in os.environ:
+            dist.init_process_group(backend, store=attempt_store(info), rank=info.rank, world_size=world_size)
+        else:
+            dist.init_process_group(backend)
     return info
+
+
+def attempt_store(info: DistInfo) -> dist.Store:
+    """torchrun's store, its keys prefixed by the restart attempt.
+
+    Under torchrun the workers share the agent's store, which outlives a restart; env:// adds no prefix per
+    attempt, so restarted workers read the addresses their dead predecessors published there and fail to
+    connect (pytorch/pytorch#167288). One prefix per attempt gives each its own keys."""
+    from torch.distributed.constants import default_pg_timeout
+
+    agent_hosts_it = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        info.world_size,
+        is_master=not agent_hosts_it and info.rank == 0,
+        timeout=default_pg_timeout,
+    )
+    return dist.PrefixStore(f"/zoo/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}", store)
 
 
 def device_for(device: str, info: DistInfo) -> torch.device:

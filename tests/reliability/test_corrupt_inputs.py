@@ -287,7 +287,7 @@ def test_a_damaged_safetensors_file_is_one_line_naming_it(
 
 class StopAfterFirstEpoch:
     def on_epoch_end(self, trainer, metrics) -> None:
-        trainer._stop_requested = True  # what Ctrl-C does: saved at the next step, resumable
+        trainer.stop_signals.request()  # what Ctrl-C does: saved at the next step, resumable
 
 
 @pytest.fixture(scope="module")
@@ -359,9 +359,28 @@ def test_a_damaged_last_pt_on_resume_is_one_line_naming_it(
 ) -> None:
     run = tmp_path / "run"
     shutil.copytree(half_run, run)
+    (run / "previous.pt").unlink()  # the state before it, which a resume would fall back to
     damage(run / "last.pt", STATE_CASES[case])
     outcome = invoke(["train", "--resume", run])
     check(ledger, "last.pt", f"zoo train --resume: {case}", outcome, names=("last.pt",))
+
+
+@pytest.mark.parametrize("case", list(STATE_CASES))
+def test_a_damaged_last_pt_beside_previous_pt_resumes_from_it(
+    case: str, tmp_path: Path, half_run: Path, ledger
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(half_run, run)
+    damage(run / "last.pt", STATE_CASES[case])
+    outcome = invoke(["train", "--resume", run], timeout=300)
+    problems = outcome.problems(codes=(0,))
+    warned = [line for line in outcome.err.splitlines() if line.startswith("zoo: warning:")]
+    if not any("last.pt" in line and "resuming from" in line and "previous.pt" in line for line in warned):
+        problems.append(f"no one-line warning naming last.pt and previous.pt: {outcome.err[-300:]!r}")
+    ledger.record(
+        AREA, "last.pt", f"zoo train --resume: {case}, previous.pt kept", not problems, outcome.summary()
+    )
+    assert not problems, problems
 
 
 METRICS_CASES: dict[str, Callable[[bytes], bytes]] = {

@@ -76,10 +76,10 @@ def arm(trial, note):
         original = ckpt._write_atomically
         calls = [0]
 
-        def wrapped(path, write):
+        def wrapped(path, write, keep=None):
             calls[0] += 1
             if calls[0] != trial["write"]:
-                return original(path, write)
+                return original(path, write, keep)
             note.write_text(json.dumps({"at": f"write #{calls[0]} ({Path(path).name}), {trial['phase']}"}))
             phase = trial["phase"]
             if phase == "mid-write":
@@ -88,12 +88,12 @@ def arm(trial, note):
                     data = Path(tmp).read_bytes()
                     Path(tmp).write_bytes(data[: len(data) // 2])
                     die()
-                return original(path, partial)
+                return original(path, partial, keep)
             if phase == "before-rename":
                 os.replace = lambda *a, **k: die()
             else:  # after the rename, before the folder is flushed
                 ckpt._fsync_dir = lambda folder: die()
-            return original(path, write)
+            return original(path, write, keep)
 
         ckpt._write_atomically = wrapped
 
@@ -166,7 +166,14 @@ start = time.monotonic()
 code = run_child([*args, "--out", str(straight)], log=base / "straight.log")
 seconds = time.monotonic() - start
 assert code == 0, (base / "straight.log").read_text()[-2000:]
-results = {"straight_seconds": seconds, "trials": []}
+reference = torch.load(straight / "last.pt", weights_only=True)
+lines = (straight / "metrics.jsonl").read_text().splitlines()
+results = {
+    "straight_seconds": seconds,
+    "straight_epochs": [json.loads(line)["epoch"] for line in lines],
+    "straight_step": int(reference["step"]),
+    "trials": [],
+}
 for i, trial in enumerate(plan):
     if trial["mode"] == "timer":
         trial["delay"] = trial["fraction"] * seconds
@@ -259,13 +266,16 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path, 
         )
         if problems:
             failures.append((trial["at"], problems))
+    whole = results["straight_epochs"] == [1, 2, 3] and results["straight_step"] == STEPS
     ledger.record(
         AREA,
         "uninterrupted reference run",
         "digits/lenet, 3 epochs, batch 64, OMP_NUM_THREADS=1",
-        True,
-        f"{results['straight_seconds']:.1f} s in a forked child",
+        whole,
+        f"{results['straight_seconds']:.1f} s in a forked child; metrics.jsonl epochs "
+        f"{results['straight_epochs']}, last.pt at step {results['straight_step']} of {STEPS}",
     )
+    assert whole, "the reference run is not a whole 3-epoch run: nothing to compare the trials with"
     kills = sum(t["killed"] == -9 for t in results["trials"])
     assert kills >= 10, f"only {kills} runs were killed"
     assert not failures, failures

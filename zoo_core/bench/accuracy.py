@@ -284,7 +284,7 @@ def run_accuracy(
                         on_epoch=on_epoch,
                     )
             except (ZooError, KeyboardInterrupt) as exc:
-                if isinstance(exc, ZooError) and exc.exit_code != 130:
+                if isinstance(exc, ZooError) and exc.exit_code < 128:  # 128 + N: stopped by signal N
                     raise
                 raise BenchInterrupted(
                     f"Interrupted while training {name}; {len(rows)} of {len(names)} models finished"

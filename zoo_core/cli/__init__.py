@@ -53,7 +53,7 @@ def _debug() -> bool:
 
 class ZooGroup(click.Group):
     """A group that imports built-in commands lazily, adds plugin commands, and turns errors into one
-    line on stderr and an exit code (2: bad input, 1: runtime failure, 130: interrupted)."""
+    line on stderr and an exit code (2: bad input, 1: runtime failure, 128 + N: stopped by signal N)."""
 
     _plugins_added = False
 
@@ -98,7 +98,8 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             if _debug():
                 raise
-            click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
+            if str(exc):  # empty on the other ranks of a distributed run: rank 0 says it once
+                click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
             code = exc.exit_code
         except KeyboardInterrupt:
             click.echo("zoo: interrupted", err=True)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
+from zoo_core.cli import resume as resumption
 from zoo_core.cli.common import RegistryName, setting_up, warn
 from zoo_core.errors import BadInputError
 from zoo_core.train.config import (
+    DEFAULT_SAVE_EVERY,
+    DEFAULT_STOP_SIGNALS,
     EMA_MODES,
     OPTIMIZERS,
     PADDING_MODES,
@@ -21,9 +24,6 @@ from zoo_core.train.config import (
     TTA_MODES,
     TrainConfig,
 )
-
-# what a resumed run may change: where it runs and where its data are
-RESUME_OPTIONS = {"resume", "device", "data_dir"}
 
 
 def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
@@ -50,45 +50,6 @@ def parse_param_groups(specs: tuple[str, ...]) -> list[dict[str, Any]] | None:
         pairs = tuple(filter(None, options.split(",")))
         groups.append({"params": pattern, **parse_key_values(pairs, "--param-group")})
     return groups
-
-
-def find_run(resume: str, dataset: str | None, model: str | None) -> Path:
-    """``--resume DIR`` → DIR; ``--resume auto`` → the newest run under ./runs (of DATASET/MODEL if given)."""
-    if resume != "auto":
-        run_dir = Path(resume)
-        if not (run_dir / "config.json").is_file():
-            raise BadInputError(f"--resume {resume}: no run there (config.json not found)")
-        return run_dir
-    candidates = []
-    for config_file in Path("runs").glob("*/config.json"):
-        try:
-            saved = json.loads(config_file.read_text())
-        except (OSError, ValueError):
-            continue  # a damaged run is not a candidate; naming it with --resume DIR says what is wrong
-        if not isinstance(saved, dict):
-            continue
-        if dataset in (None, saved.get("dataset")) and model in (None, saved.get("model")):
-            candidates.append(config_file.parent)
-    if not candidates:
-        raise BadInputError(
-            "--resume auto: no run to resume under ./runs" + (f" for {dataset} {model}" if model else "")
-        )
-    return max(candidates, key=lambda p: p.name)
-
-
-def read_run_config(run_dir: Path) -> TrainConfig:
-    """The settings a run saved in its config.json, checked: BadInputError naming the file if damaged."""
-    path = run_dir / "config.json"
-    try:
-        data = json.loads(path.read_text())
-        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("dataset", "model")):
-            raise ValueError("not the settings of a zoo run")
-        cfg = TrainConfig.from_dict(data)
-        cfg.validate()
-    except (OSError, ValueError, TypeError, BadInputError) as err:
-        reason = " ".join(str(err).split())[:160] or type(err).__name__
-        raise BadInputError(f"--resume: {path} is damaged ({reason})") from err
-    return cfg
 
 
 def check_dataset_option(dataset: str, option: str, key: str) -> None:
@@ -246,7 +207,28 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
 @click.option(
     "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<time>-<data>-<model>)."
 )
-@click.option("--resume", metavar="DIR|auto", help="Continue a run from its last.pt (its saved settings).")
+@click.option(
+    "--resume",
+    metavar="DIR|auto",
+    help="Continue a run from its last.pt, with its saved settings. auto: the newest unfinished run (of "
+    "--out, else of DATASET MODEL under ./runs), else start one; a finished run exits 0: a job script can "
+    "repeat one command.",
+)
+@click.option(
+    "--save-every",
+    default=DEFAULT_SAVE_EVERY,
+    show_default=True,
+    metavar="N|TIME|off",
+    help="Also save the training state inside epochs: every N steps or every TIME (30s, 10m, 1h), written "
+    "in the background; a kill -9 loses at most that much.",
+)
+@click.option(
+    "--stop-signals",
+    default=",".join(name.removeprefix("SIG") for name in DEFAULT_STOP_SIGNALS),
+    show_default=True,
+    metavar="SIG,...|none",
+    help="Signals that stop the run at the next step with a save (exit 128 + the signal's number).",
+)
 @click.option(
     "--tensorboard/--no-tensorboard", default=True, show_default=True, help="Write TensorBoard logs."
 )
@@ -263,7 +245,9 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
     Unset options come from the model's recipe for the data set, if it has one (zoo info MODEL), then from
     the data set's recipe (zoo info DATASET). The run directory gets config.json,
     metrics.jsonl, TensorBoard logs, last.pt (to resume), model.safetensors and best.safetensors.
-    Ctrl-C saves a resumable state. Under torchrun the run is distributed (DDP).
+    Ctrl-C, SIGTERM and SIGUSR1 save a resumable state at the next step. Running the same command again
+    on its --out continues the run. Under torchrun the run is distributed (DDP); a restarted worker
+    continues by itself.
 
     \b
     Examples:
@@ -273,93 +257,121 @@ def train_command(dataset: str | None, model: str | None, augs: tuple[str, ...],
       zoo train cifar10 resnet18 --aug 'mixup|cutmix' --device cuda --channels-last --compile
       zoo train --resume runs/20260101-120000-cifar10-resnet18
     """
+    from zoo_core import distributed
+    from zoo_core.train.periodic_save import parse_interval
+    from zoo_core.train.stop import parse_signals
+    from zoo_core.train.trainer import Trainer
 
-    if opts["resume"]:
-        run_dir = find_run(opts["resume"], dataset, model)
-        cfg = read_run_config(run_dir)
-        if (dataset and dataset != cfg.dataset) or (model and model != cfg.model):
-            raise BadInputError(f"{run_dir} trains {cfg.model} on {cfg.dataset}, not {model} on {dataset}")
+    stop_signals = parse_signals(opts["stop_signals"])
+    parse_interval(opts["save_every"])  # checked before minutes of data loading
+    new = requested_config(dataset, model, augs, opts) if dataset and model else None
+    resume = opts["resume"] or ("auto" if resumption.restarted_by_torchrun() and not opts["out"] else None)
+    if resume == "auto":
+        choice = resumption.choose_auto(opts["out"], dataset, model, new)
+    elif resume:
+        run_dir = Path(resume)
+        if not (run_dir / "config.json").is_file():
+            raise BadInputError(f"--resume {resume}: no run there (config.json not found)")
+        cfg = resumption.checked_against(resumption.read_run_config(run_dir), run_dir, dataset, model)
+        choice = resumption.Choice(run_dir, cfg, resume=True)
+    elif new is None:
+        raise click.UsageError("DATASET and MODEL are required (or --resume DIR|auto)")
+    else:
+        run_dir = Path(opts["out"]) if opts["out"] else resumption.default_run_dir(new)
+        if any((run_dir / name).exists() for name in resumption.STATE_FILES):
+            choice = resumption.choose_again(run_dir, new)
+        else:
+            choice = resumption.Choice(run_dir, new, resume=False)
+    if choice.line and os.environ.get("RANK", "0") == "0":  # under torchrun, every rank chose the same
+        click.echo(choice.line, err=True)
+    if choice.finished:
+        return
+    cfg = choice.cfg
+    if choice.resume:
         cfg.device = opts["device"] if opts["device"] != "auto" else cfg.device
         cfg.data_dir = opts["data_dir"] or cfg.data_dir
-        ctx = click.get_current_context()
-        ignored = ["--aug"] * bool(augs) + [
-            f"--{name.rstrip('_').replace('_', '-')}"
-            for name in opts
-            if name not in RESUME_OPTIONS
-            and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
-        ]
-        if ignored:
-            warn(f"--resume continues {run_dir} with its saved settings; ignored: {' '.join(ignored)}")
-    else:
-        if not dataset or not model:
-            raise click.UsageError("DATASET and MODEL are required (or --resume DIR|auto)")
-        dataset_kwargs = {}
-        for option, key in (
-            ("--image-size", "image_size"),
-            ("--download", "download"),
-            ("--data-mode", "data_mode"),
-            ("--crop-pct", "crop_pct"),
-            ("--decode", "decode"),
-        ):
-            if opts[key] and opts[key] not in ("auto", "workers"):
-                check_dataset_option(dataset, option, key)
-                dataset_kwargs[key] = opts[key]
-        cfg = TrainConfig(
-            dataset=dataset,
-            model=model,
-            augs=aug_specs(augs),
-            epochs=opts["epochs"],
-            batch_size=opts["batch_size"],
-            lr=opts["lr"],
-            optimizer=opts["optimizer"],
-            momentum=opts["momentum"],
-            nesterov=opts["nesterov"],
-            weight_decay=opts["weight_decay"],
-            label_smoothing=opts["label_smoothing"],
-            schedule=opts["schedule"],
-            crop_padding=opts["crop_padding"],
-            padding_mode=opts["padding_mode"],
-            flip=opts["flip"],
-            alternate_flip=opts["alternate_flip"],
-            random_resized_crop=opts["random_resized_crop"],
-            param_groups=parse_param_groups(opts["param_groups"]),
-            ema=opts["ema"],
-            ema_every=opts["ema_every"],
-            ema_warmup=opts["ema_warmup"],
-            ema_mode=opts["ema_mode"],
-            tta=opts["tta"],
-            data_init=opts["data_init"],
-            init=opts["init"],
-            freeze_backbone=opts["freeze_backbone"],
-            device=opts["device"],
-            precision=opts["precision"],
-            channels_last=opts["channels_last"],
-            compile=opts["compile_"],
-            seed=opts["seed"],
-            data_dir=str(Path(opts["data_dir"]).resolve()) if opts["data_dir"] else None,  # for zoo eval
-            dataset_kwargs=dataset_kwargs,
-            model_kwargs=parse_key_values(opts["model_args"], "--model-arg"),
-            tensorboard=opts["tensorboard"],
-            log_every=opts["log_every"],
-        )
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(opts["out"] or f"runs/{stamp}-{dataset}-{model.replace('/', '_')}")
-        if (run_dir / "last.pt").exists():
-            raise BadInputError(
-                f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --out"
-            )
+        warn_unused(choice.run_dir, new, augs, opts)
+    options = dict(interactive=sys.stderr.isatty(), stop_signals=stop_signals, save_every=opts["save_every"])
     setup = setting_up(click.get_current_context())  # a first line within seconds (see setting_up)
     setup.note(f"{cfg.model} on {cfg.dataset}")
     try:
         with setup:
-            from zoo_core.train.trainer import Trainer  # torch and the model code: seconds of imports
-
-            trainer = Trainer(cfg, run_dir, resume=bool(opts["resume"]), interactive=sys.stderr.isatty())
+            trainer = Trainer(cfg, choice.run_dir, resume=choice.resume, **options)
         fit_and_report(trainer)
     finally:
-        from zoo_core import distributed
-
         distributed.cleanup()  # leave the torchrun process group, whether the run ended or failed
+
+
+def warn_unused(run_dir: Path, new: TrainConfig | None, augs: tuple[str, ...], opts: dict[str, Any]) -> None:
+    """A continued run keeps its saved settings: say which of the command's were not used."""
+    if opts["resume"] not in (None, "auto"):  # --resume DIR: every setting given is ignored
+        ctx = click.get_current_context()
+        ignored = ["--aug"] * bool(augs) + [
+            f"--{name.rstrip('_').replace('_', '-')}"
+            for name in opts
+            if name not in resumption.RESUME_OPTIONS
+            and ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if ignored:
+            warn(f"--resume continues {run_dir} with its saved settings; ignored: {' '.join(ignored)}")
+        return
+    differ = resumption.differences(new, resumption.read_run_config(run_dir)) if new else []
+    if differ:  # the same command repeated with other settings: the run's own are used
+        warn(f"continuing {run_dir} with its saved settings, not these: {'; '.join(differ)}")
+
+
+def requested_config(dataset: str, model: str, augs: tuple[str, ...], opts: dict[str, Any]) -> TrainConfig:
+    """The settings the command line gives (None where it leaves them to the recipes)."""
+    dataset_kwargs = {}
+    for option, key in (
+        ("--image-size", "image_size"),
+        ("--download", "download"),
+        ("--data-mode", "data_mode"),
+        ("--crop-pct", "crop_pct"),
+        ("--decode", "decode"),
+    ):
+        if opts[key] and opts[key] not in ("auto", "workers"):
+            check_dataset_option(dataset, option, key)
+            dataset_kwargs[key] = opts[key]
+    cfg = TrainConfig(
+        dataset=dataset,
+        model=model,
+        augs=aug_specs(augs),
+        epochs=opts["epochs"],
+        batch_size=opts["batch_size"],
+        lr=opts["lr"],
+        optimizer=opts["optimizer"],
+        momentum=opts["momentum"],
+        nesterov=opts["nesterov"],
+        weight_decay=opts["weight_decay"],
+        label_smoothing=opts["label_smoothing"],
+        schedule=opts["schedule"],
+        crop_padding=opts["crop_padding"],
+        padding_mode=opts["padding_mode"],
+        flip=opts["flip"],
+        alternate_flip=opts["alternate_flip"],
+        random_resized_crop=opts["random_resized_crop"],
+        param_groups=parse_param_groups(opts["param_groups"]),
+        ema=opts["ema"],
+        ema_every=opts["ema_every"],
+        ema_warmup=opts["ema_warmup"],
+        ema_mode=opts["ema_mode"],
+        tta=opts["tta"],
+        data_init=opts["data_init"],
+        init=opts["init"],
+        freeze_backbone=opts["freeze_backbone"],
+        device=opts["device"],
+        precision=opts["precision"],
+        channels_last=opts["channels_last"],
+        compile=opts["compile_"],
+        seed=opts["seed"],
+        data_dir=str(Path(opts["data_dir"]).resolve()) if opts["data_dir"] else None,  # for zoo eval
+        dataset_kwargs=dataset_kwargs,
+        model_kwargs=parse_key_values(opts["model_args"], "--model-arg"),
+        tensorboard=opts["tensorboard"],
+        log_every=opts["log_every"],
+    )
+    return cfg
 
 
 def fit_and_report(trainer: Any) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +29,16 @@ WEIGHTS_SUFFIX = ".safetensors"
 BEST_WEIGHTS = "best.safetensors"
 FINAL_WEIGHTS = "model.safetensors"
 TRAINING_STATE = "last.pt"
+PREVIOUS_STATE = "previous.pt"  # the state before last.pt, kept in case last.pt is found damaged
 CARD_KEYS = ("zoo_version", "model", "model_kwargs", "dataset", "classes", "mean", "std", "input_size")
 
 
 class CheckpointWriteError(ZooError, OSError):
     """A checkpoint file could not be written (a full disk, no permission); what was saved before stays."""
+
+    def __init__(self, message: str, path: Path, reason: str) -> None:
+        super().__init__(message)
+        self.path, self.reason = path, reason
 
 
 @dataclass(frozen=True)
@@ -175,9 +182,16 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     return model.eval(), card
 
 
-def save_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write the training state (tensors and plain values only), atomically."""
-    _write_atomically(Path(path), lambda tmp: torch.save(state, tmp))
+def save_state(path: str | os.PathLike, state: dict[str, Any], *, keep_previous: bool = True) -> None:
+    """Write the training state (tensors and plain values only), atomically; the state it replaces is kept
+    as ``previous.pt`` beside it (``keep_previous``), so the last two complete states are on disk."""
+    path = Path(path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:  # a file object, so a write error reaches us as an OSError
+            torch.save(state, handle)
+
+    _write_atomically(path, write, keep=path.with_name(PREVIOUS_STATE) if keep_previous else None)
 
 
 def load_state(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -195,6 +209,29 @@ def load_state(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     if not isinstance(state, dict):
         raise ZooError(f"Training state {path} holds a {type(state).__name__}, not a dict")
     return state
+
+
+def load_latest_state(run_dir: Path) -> tuple[dict[str, Any], Path]:
+    """The newest complete training state of a run: last.pt, or previous.pt (said in one line) when last.pt
+    is damaged; the error about last.pt when neither loads."""
+    last, previous = run_dir / TRAINING_STATE, run_dir / PREVIOUS_STATE
+    try:
+        return load_state(last), last
+    except ZooError as err:
+        if not previous.is_file():
+            raise
+        try:
+            state = load_state(previous)
+        except ZooError:
+            raise err from None
+        print(f"zoo: warning: {err}; resuming from {previous} instead", file=sys.stderr, flush=True)
+        return state, previous
+
+
+def describe_state(state: dict[str, Any]) -> str:
+    """Where a training state stands: ``"epoch 2, step 44"`` at an epoch's end, else the batch within it."""
+    epoch, step, batch = int(state["epoch"]), int(state["step"]), int(state.get("batch_in_epoch", 0))
+    return f"epoch {epoch}, step {step}" if batch == 0 else f"epoch {epoch + 1} batch {batch}, step {step}"
 
 
 def resolve_checkpoint(run_or_file: str | os.PathLike) -> Path:
@@ -251,8 +288,10 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
-    """Run ``write(temp_path)`` next to ``path``, flush it to disk, then move it over ``path`` in one step."""
+def _write_atomically(path: Path, write: Callable[[str], object], keep: Path | None = None) -> None:
+    """Run ``write(temp_path)`` next to ``path``, flush it to disk, then move it over ``path`` in one step;
+    with ``keep``, the file it replaces becomes ``keep`` (a hard link renamed into place: at every moment
+    both names hold a complete file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A fresh unique name rather than mkstemp: the writer creates the file, so it gets the umask's mode.
     tmp = str(path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -260,15 +299,39 @@ def _write_atomically(path: Path, write: Callable[[str], object]) -> None:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        if keep is not None and path.is_file():
+            _keep_copy(path, keep)
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):  # a full disk, a lost mount, no permission: the user can act on it
-            reason = err.strerror or _one_line(err)
-            message = f"Could not write {path}: {reason}; what was saved before is unchanged"
-            raise CheckpointWriteError(message) from err
+        reason = write_failure(err)
+        if reason is not None:  # a full disk, a lost mount, no permission: the user can act on it
+            raise CheckpointWriteError(f"Could not write {path}: {reason}", path, reason) from err
         raise
     _fsync_dir(path.parent)
+
+
+def write_failure(err: BaseException) -> str | None:
+    """What the system said when a write failed, or None for an error that is not the system's.
+
+    torch.save wraps the OSError of its file object in a RuntimeError of its own ("enforce fail at
+    inline_container.cc") and safetensors reports one only as text ("os error 28"): both are found here."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and not isinstance(seen, CheckpointWriteError):
+            return seen.strerror or _one_line(seen)
+        seen = seen.__cause__ or seen.__context__
+    found = re.search(r"os error (\d+)", str(err))
+    return os.strerror(int(found.group(1))) if found else None
+
+
+def _keep_copy(path: Path, keep: Path) -> None:
+    link = keep.parent / f".{keep.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        os.link(path, link)
+    except OSError:  # a file system without hard links: only the newest state is kept there
+        return
+    os.replace(link, keep)
 
 
 def _fsync_dir(folder: Path) -> None:

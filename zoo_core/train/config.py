@@ -17,6 +17,9 @@ SCHEDULES = ("onecycle", "cosine", "step", "linear", "constant")
 TTA_MODES = ("none", "flip", "flip-translate")
 EMA_MODES = ("average", "lookahead")
 PADDING_MODES = ("constant", "reflect")
+# how a run stops and saves, beside its settings (a resumed run may change them): the Trainer's defaults
+DEFAULT_STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
+DEFAULT_SAVE_EVERY = "5m"  # chosen from the snapshot cost measured in benchmarks/results/preemption-cpu.md
 
 # used where a data set's recipe is silent
 FALLBACK_RECIPE: dict[str, Any] = {

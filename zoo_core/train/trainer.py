@@ -7,10 +7,10 @@ inside an epoch the host waits on the device only at logging points.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,12 +24,11 @@ from torch import nn
 from zoo_core import contracts, distributed, progress
 from zoo_core.allocator import keep_freed_memory
 from zoo_core.catalog import get_catalog
-from zoo_core.data.order import AUG_STREAM, mix
 from zoo_core.device import default_channels_last, pick_precision, resolve_device
 from zoo_core.errors import BadInputError, ZooError
 from zoo_core.out_of_memory import memory_error, said_in_one_line
 from zoo_core.train import checkpoint, init_weights
-from zoo_core.train.config import TrainConfig, merged_recipe
+from zoo_core.train.config import DEFAULT_SAVE_EVERY, DEFAULT_STOP_SIGNALS, TrainConfig, merged_recipe
 from zoo_core.train.data_recipe import refine_for_data
 from zoo_core.train.ema import WeightAverage
 from zoo_core.train.log import TrainingLog
@@ -39,7 +38,10 @@ from zoo_core.train.optim import (
     make_optimizer,
     make_schedule,
 )
+from zoo_core.train.periodic_save import PeriodicSaver, host_copy
 from zoo_core.train.preflight import Preflight
+from zoo_core.train.run_lock import RunInUse, RunLock
+from zoo_core.train.stop import StopAgreed, StopAgreement, StopSignals
 from zoo_core.train.tta import TestTimeAugmentation
 
 # images handed to a model's init_from_data (airbench whitens from 5,000 CIFAR-10 images)
@@ -54,22 +56,28 @@ class TrainingDiverged(ZooError):
 
 
 class TrainingInterrupted(ZooError):
-    """Ctrl-C: the state was saved and the run can be resumed."""
+    """A stop signal (Ctrl-C, SIGTERM...): the state was saved and the run can be resumed. Exits with
+    128 + the signal's number, as a shell reports a process ended by it; the message is rank 0's alone."""
 
     exit_code = 130
 
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
 
 def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
-    """The seed of one batch's --aug augmentations: a pure function of its place, so a resumed run replays
-    it; drawn by the data path's one seed helper, on a stream of its own."""
-    return mix(seed, AUG_STREAM, epoch, rank, batch)
+    """The augmentation seed of one batch: a pure function of its place, so a resumed run replays it."""
+    return ((seed * 1_000_003 + epoch) * 1_000_003 + batch) * 1_009 + rank & 0x7FFF_FFFF_FFFF_FFFF
 
 
 class Trainer:
     """Train ``cfg.model`` on ``cfg.dataset`` into ``run_dir``; ``resume=True`` continues from its last.pt.
 
     ``callbacks`` are plain objects with any of ``on_step_end(trainer)`` and
-    ``on_epoch_end(trainer, metrics)``.
+    ``on_epoch_end(trainer, metrics)``. ``stop_signals`` (names) stop the run at the next step with a
+    save, from set-up on; ``trainer.stop_signals.request()`` does the same from code. ``save_every``
+    (``"500"`` steps, ``"10m"``, ``"off"``) adds mid-epoch states, written in the background.
     """
 
     def __init__(
@@ -80,14 +88,23 @@ class Trainer:
         resume: bool = False,
         interactive: bool = False,
         callbacks: Sequence[object] = (),
+        stop_signals: Sequence[str] = DEFAULT_STOP_SIGNALS,
+        save_every: str = DEFAULT_SAVE_EVERY,
     ):
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.interactive = interactive
         self.callbacks = list(callbacks)
-        self._stop_requested = False
-        self.saved: tuple[int, int] | None = None  # (epoch, step) of the last.pt this run wrote or read
-        self.setup(cfg)
+        self.stop_signals = StopSignals(stop_signals)
+        self.lock = RunLock()
+        self.saver = PeriodicSaver(save_every)
+        self.saved_at: str | None = None  # where the newest training state on disk stands, for messages
+        try:
+            with self.stop_signals.installed():
+                self.setup(cfg)
+        except BaseException:
+            self.lock.release()
+            raise
 
     # -- set-up ---------------------------------------------------------------------------------------
 
@@ -113,6 +130,8 @@ class Trainer:
         self.dist = distributed.init_distributed(torch.device(device_type).type)
         self.device = distributed.device_for(device_type, self.dist)
         self.run_dir = Path(distributed.broadcast_object(str(self.run_dir)))  # rank 0's timestamped name
+        self.stop = StopAgreement(self.stop_signals, distributed=self.dist.enabled)
+        self.lock_run_dir(only_if_present=True)  # a resumed run: refused at once if another process has it
         if cfg.batch_size % self.dist.world_size:
             raise BadInputError(
                 f"--batch-size {cfg.batch_size} must divide evenly over {self.dist.world_size} ranks"
@@ -180,10 +199,14 @@ class Trainer:
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: checkpoints and the optimizer use it
-        resuming = self.resume and (self.run_dir / checkpoint.TRAINING_STATE).exists()
+        self.lock_run_dir()  # a new run: its folder is made here, once its data and model are known to build
+        resuming = self.resume and any(
+            (self.run_dir / name).exists() for name in (checkpoint.TRAINING_STATE, checkpoint.PREVIOUS_STATE)
+        )
         if self.dist.is_main and self.run_dir.is_dir():  # what a killed run was writing when it died
             checkpoint.remove_stale_temp_files(self.run_dir)
         if cfg.data_init and hasattr(model, "init_from_data") and not resuming:
+            self.stop_before_training()
             with torch.no_grad(), progress.Phase("data-init (init_from_data)", unit="step"):
                 # e.g. whitening filters from the patch covariance of real images
                 model.init_from_data(self.train_loader.first_images(DATA_INIT_IMAGES))
@@ -238,17 +261,47 @@ class Trainer:
         self.epoch, self.step, self.batch_in_epoch, self.best_acc, self.elapsed = 0, 0, 0, -1.0, 0.0
         self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}  # of an epoch cut short by Ctrl-C
         if resuming:
-            path = self.run_dir / checkpoint.TRAINING_STATE
+            state, path = checkpoint.load_latest_state(self.run_dir)
             try:
-                self.load_state(checkpoint.load_state(path))
+                self.load_state(state)
+                self.saved_at = checkpoint.describe_state(state)
             except (KeyError, ValueError, TypeError, RuntimeError) as err:  # another model's, or hand-made
                 reason = " ".join(f"{type(err).__name__}: {err}".split())[:200]
                 raise ZooError(f"Training state {path} does not fit this run ({reason})") from err
-            self.saved = (self.epoch, self.step)
+        self.stop_before_training()
+        self.eval_batches = self.stop.common_count(len(self.test_loader))  # polled for a stop in evaluation
+
+    def lock_run_dir(self, only_if_present: bool = False) -> None:
+        """Rank 0 takes the run directory's lock; every rank raises RunInUse if another process holds it."""
+        refused = None
+        if self.dist.is_main and (self.run_dir.is_dir() or not only_if_present):
+            try:
+                self.lock.acquire(self.run_dir)
+            except RunInUse as err:
+                refused = str(err)
+        refused = distributed.broadcast_object(refused)
+        if refused:
+            raise RunInUse(refused)
+
+    def stop_before_training(self) -> None:
+        """A stop signal during set-up (data loading, data-dependent init): nothing new to save."""
+        if self.stop.now():
+            saved = (self.run_dir / checkpoint.TRAINING_STATE).exists()
+            raise TrainingInterrupted(
+                f"Stopped by {self.stop.name} before the first step; nothing new to save. "
+                + (
+                    f"Resume with: zoo train --resume {self.run_dir}"
+                    if saved
+                    else "Run the same command again"
+                )
+                if self.dist.is_main
+                else "",
+                self.stop.signum or 2,
+            )
 
     # -- state ----------------------------------------------------------------------------------------
 
-    def state(self) -> dict[str, Any]:
+    def state(self, partial: dict[str, float] | None = None) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
             "ema": self.average.state_dict() if self.average else {},
@@ -258,7 +311,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "batch_in_epoch": self.batch_in_epoch,
-            "partial": dict(self.partial),
+            "partial": dict(partial or self.partial),
             "best_acc": self.best_acc,
             "elapsed": self.elapsed + time.perf_counter() - self.started,
             "rng_cpu": torch.get_rng_state(),
@@ -291,6 +344,10 @@ class Trainer:
         """
         if not self.dist.is_main:
             return
+        with self.write_errors_explained():
+            self.saver.wait()  # a background write of an older state finishes first
+        if not self.weights_finite():
+            self.check_finite(math.nan)
         is_best = val_acc is not None and val_acc > self.best_acc
         card = dict(
             model_name=self.cfg.model,
@@ -302,12 +359,52 @@ class Trainer:
             input_size=self.input_size,
             crop_pct=self.crop_pct,
         )
-        if is_best:
-            checkpoint.save_weights(self.run_dir / checkpoint.BEST_WEIGHTS, self.final_model, **card)
-            self.best_acc = val_acc
-        checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.final_model, **card)
-        checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, self.state())
-        self.saved = (self.epoch, self.step)
+        with self.write_errors_explained():
+            if is_best:
+                checkpoint.save_weights(self.run_dir / checkpoint.BEST_WEIGHTS, self.final_model, **card)
+                self.best_acc = val_acc
+            checkpoint.save_weights(self.run_dir / checkpoint.FINAL_WEIGHTS, self.final_model, **card)
+            state = self.state()
+            checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, state)
+            self.saved_at = checkpoint.describe_state(state)
+
+    def snapshot_if_due(self, loss_sum: torch.Tensor, seen: int, start: float) -> None:
+        """--save-every: the state at this step copied to host memory, written by a background thread."""
+        if not (self.dist.is_main and self.saver.enabled):
+            return
+        with self.write_errors_explained():
+            if not self.saver.due(self.step):
+                return
+            partial = self.partial_with(loss_sum, seen, start)
+            if not (math.isfinite(partial["loss_sum"]) and self.weights_finite()):
+                return  # a diverged state is never saved; the next logging point reports it
+            state = host_copy(self.state(partial))
+
+            def write() -> None:
+                checkpoint.save_state(self.run_dir / checkpoint.TRAINING_STATE, state)
+                self.saved_at = checkpoint.describe_state(state)
+
+            self.saver.submit(write)
+
+    @contextlib.contextmanager
+    def write_errors_explained(self) -> Any:
+        """A failed checkpoint write, said with what is still on disk and what to do."""
+        try:
+            yield
+        except checkpoint.CheckpointWriteError as err:
+            kept = (
+                f"the previous checkpoint ({self.saved_at}) is unchanged"
+                if self.saved_at
+                else "no checkpoint had been saved yet"
+            )
+            message = f"{err}; {kept}. Resume with: zoo train --resume {self.run_dir} once it can be written"
+            raise checkpoint.CheckpointWriteError(message, err.path, err.reason) from err
+
+    def weights_finite(self) -> bool:
+        """Whether every floating-point weight and buffer is finite (one wait for the device)."""
+        models = [self.model] + ([self.average.module] if self.average else [])
+        tensors = [t for m in models for t in m.state_dict().values() if t.is_floating_point()]
+        return bool(torch.stack(torch._foreach_norm(tensors)).isfinite().all()) if tensors else True
 
     def _out_of_memory(self, what: Callable[[], str], *, reading: bool = False) -> Any:
         """A context: out-of-memory inside it raised again as one line naming what ran out in ``what()``,
@@ -328,11 +425,10 @@ class Trainer:
             options.append(f"--batch-size {self.cfg.batch_size // 2}")
         if self._reads_options["image_size"]:
             options.append("a smaller --image-size")
-        if not (self.run_dir / checkpoint.TRAINING_STATE).is_file():
-            state = f"no checkpoint was written yet in {self.run_dir}"
+        if self.saved_at:
+            state = f"the last checkpoint ({self.saved_at}) is intact: zoo train --resume {self.run_dir}"
         else:
-            at = f" (step {self.saved[1]})" if self.saved else ""
-            state = f"the last checkpoint{at} is intact: zoo train --resume {self.run_dir}"
+            state = f"no checkpoint was written yet in {self.run_dir}"
         return memory_error(err, where=what, device=self.device, options=options, state=state)
 
     # -- training -------------------------------------------------------------------------------------
@@ -386,51 +482,62 @@ class Trainer:
                 self.average.update(self.step, self.total_steps)
             bar.update(1)
             self._call("on_step_end")
-            # Ranks must stop at the same step, or one waits forever in the next all-reduce: under DDP a
-            # Ctrl-C (and a NaN) takes effect at logging points, where all ranks agree; alone, at once.
-            stop = self._stop_requested and not self.dist.enabled
             if self.step % self.cfg.log_every == 0:  # a logging point: the one place we wait for the device
-                value, stop = self.log_point(loss)
+                value = self.log_point(loss)
                 self.check_finite(value)
                 bar.set_postfix(loss=f"{value:.4f}", lr=f"{self.optimizer.param_groups[-1]['lr']:.3g}")
-            if stop:
-                self.partial = {
-                    "loss_sum": self.partial["loss_sum"] + float(loss_sum),
-                    "seen": self.partial["seen"] + seen,
-                    "train_time": self.partial["train_time"] + time.perf_counter() - start,
-                }
+            if self.stop.poll():  # every rank at the same step
                 bar.close()
-                self.save()
-                raise TrainingInterrupted(
-                    f"Interrupted in epoch {self.epoch + 1}; state saved. "
-                    f"Resume with: zoo train --resume {self.run_dir}"
-                )
+                self.partial = self.partial_with(loss_sum, seen, start)
+                self.stop_and_save()
+            self.snapshot_if_due(loss_sum, seen, start)
         bar.close()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        seconds = time.perf_counter() - start + self.partial["train_time"]
+        # kept until the epoch's save: a stop during its evaluation saves it
+        self.partial = self.partial_with(loss_sum, seen, start)
         totals = torch.tensor(
-            [float(loss_sum) + self.partial["loss_sum"], seen + self.partial["seen"]],
-            dtype=torch.float64,
-            device=self.device,
+            [self.partial["loss_sum"], self.partial["seen"]], dtype=torch.float64, device=self.device
         )
         distributed.all_reduce_sum(totals)
         mean_loss = float(totals[0] / totals[1])
         self.check_finite(mean_loss)
-        self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}
+        seconds = self.partial["train_time"]
         return mean_loss, float(totals[1]) / seconds, seconds
 
-    def log_point(self, loss: torch.Tensor) -> tuple[float, bool]:
-        """The loss averaged over ranks, and whether any rank was asked to stop (one all-reduce)."""
-        packed = torch.stack([loss.float(), torch.tensor(float(self._stop_requested), device=loss.device)])
-        value, stops = distributed.all_reduce_sum(packed).tolist()
-        return value / self.dist.world_size, stops > 0
+    def partial_with(self, loss_sum: torch.Tensor, seen: int, start: float) -> dict[str, float]:
+        """The epoch's running totals (``partial``, saved with the state) with the steps since ``start``."""
+        return {
+            "loss_sum": self.partial["loss_sum"] + float(loss_sum),
+            "seen": self.partial["seen"] + seen,
+            "train_time": self.partial["train_time"] + time.perf_counter() - start,
+        }
+
+    def stop_and_save(self) -> None:
+        """The agreed stop: one save of the state at this step boundary, then TrainingInterrupted."""
+        with self.stop_signals.saving_now():
+            self.save()
+        where = f"epoch {self.epoch + 1}, step {self.step} ({self.batch_in_epoch}/{len(self.train_loader)})"
+        message = (
+            f"Stopped by {self.stop.name} in {where}; state saved. "
+            f"Resume with: zoo train --resume {self.run_dir} (or the same command with --resume auto)"
+        )
+        raise TrainingInterrupted(message if self.dist.is_main else "", self.stop.signum or 2)
+
+    def log_point(self, loss: torch.Tensor) -> float:
+        """The loss averaged over ranks (one all-reduce)."""
+        return float(distributed.all_reduce_sum(loss.float().clone())) / self.dist.world_size
 
     def check_finite(self, value: float) -> None:
         if not math.isfinite(value):
+            kept = (
+                f"the last checkpoint in {self.run_dir} ({self.saved_at}) is unchanged"
+                if self.saved_at
+                else "nothing was saved (no checkpoint before it)"
+            )
             raise TrainingDiverged(
-                f"The training loss became {value} in epoch {self.epoch + 1} (step {self.step}); stopped. "
-                f"The last good checkpoint in {self.run_dir} is intact; try a lower --lr or --precision fp32"
+                f"The training loss became {value} in epoch {self.epoch + 1} (step {self.step}); stopped, "
+                f"{kept}; try a lower --lr or --precision fp32"
             )
 
     def evaluate(self, tta: str = "none") -> Any:
@@ -441,7 +548,7 @@ class Trainer:
         model = self.compiled_final
         name = "evaluation" if tta == "none" else f"evaluation with TTA ({tta})"
         batches = progress.track(
-            self.test_loader.iter_from(0),
+            self.stop.until_stopped(self.test_loader.iter_from(0), self.eval_batches),
             name,
             total=len(self.test_loader),
             unit="batch",
@@ -464,40 +571,51 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.cfg.save(self.run_dir / "config.json")
         log = TrainingLog(self.run_dir, self.cfg, enabled=self.dist.is_main, interactive=self.interactive)
-        previous = signal.signal(signal.SIGINT, self._on_interrupt)
         metrics: dict[str, Any] = {}
         try:
-            while self.epoch < self.cfg.epochs:
-                with self._out_of_memory(self._step_text):  # in a step, its augmentation or its batch
-                    train_loss, img_per_s, _ = self.train_epoch(log)
-                last = self.epoch + 1 == self.cfg.epochs
-                if last and self.average is not None:
-                    self.average.finish()
-                result = self.evaluate()
-                metrics = {
-                    "epoch": self.epoch + 1,
-                    "step": self.step,
-                    "train_loss": train_loss,
-                    "val_loss": result.loss,
-                    "val_acc": result.top1,
-                    "val_acc5": result.top5,
-                    "lr": self.optimizer.param_groups[-1]["lr"],
-                    "img_per_s": img_per_s,
-                    "precision": self.precision.precision,  # what --precision auto chose here
-                    "time_s": self.elapsed + time.perf_counter() - self.started,
-                }
-                if last and self.cfg.tta != "none":  # the final score, over augmented views of each image
-                    tta = self.evaluate(self.cfg.tta)
-                    metrics.update(tta=self.cfg.tta, tta_acc=tta.top1, tta_acc5=tta.top5)
-                    metrics["time_s"] = self.elapsed + time.perf_counter() - self.started
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                self.save(val_acc=result.top1)
-                log.epoch_end(metrics)
-                self._call("on_epoch_end", metrics)
+            with self.stop_signals.installed():
+                metrics = self.run_epochs(log)
+                self.stop.now()  # the last pending agreement, so no collective is left behind
         finally:
-            signal.signal(signal.SIGINT, previous)
+            with contextlib.suppress(Exception):  # an error of its own was raised at the last save
+                self.saver.wait()
             log.close()
+            self.lock.release()
+        return metrics
+
+    def run_epochs(self, log: TrainingLog) -> dict[str, Any]:
+        metrics: dict[str, Any] = {}
+        while self.epoch < self.cfg.epochs:
+            with self._out_of_memory(self._step_text):  # in a step, its augmentation or its batch
+                train_loss, img_per_s, _ = self.train_epoch(log)
+            last = self.epoch + 1 == self.cfg.epochs
+            if last and self.average is not None:
+                self.average.finish()
+            try:
+                result = self.evaluate()
+                tta = self.evaluate(self.cfg.tta) if last and self.cfg.tta != "none" else None
+            except StopAgreed:  # saved as "all steps of this epoch done": a resume evaluates again
+                self.stop_and_save()
+            metrics = {
+                "epoch": self.epoch + 1,
+                "step": self.step,
+                "train_loss": train_loss,
+                "val_loss": result.loss,
+                "val_acc": result.top1,
+                "val_acc5": result.top5,
+                "lr": self.optimizer.param_groups[-1]["lr"],
+                "img_per_s": img_per_s,
+                "precision": self.precision.precision,  # what --precision auto chose here
+                "time_s": self.elapsed + time.perf_counter() - self.started,
+            }
+            if tta is not None:  # the final score, over augmented views of each image
+                metrics.update(tta=self.cfg.tta, tta_acc=tta.top1, tta_acc5=tta.top5)
+            self.epoch += 1
+            self.batch_in_epoch = 0
+            self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}
+            self.save(val_acc=result.top1)
+            log.epoch_end(metrics)
+            self._call("on_epoch_end", metrics)
         return metrics
 
     def _call(self, event: str, *args: Any) -> None:
@@ -505,8 +623,3 @@ class Trainer:
             method = getattr(callback, event, None)
             if method is not None:
                 method(self, *args)
-
-    def _on_interrupt(self, signum: int, frame: Any) -> None:
-        if self._stop_requested:  # a second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        self._stop_requested = True
