@@ -94,7 +94,7 @@ def test_out_of_memory_after_a_save_says_the_checkpoint_is_intact(tmp_path, cata
     line = result.output.splitlines()[-1]
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["step"] == 22
-    assert line.endswith(f"the last checkpoint (step 22) is intact: zoo train --resume {run}")
+    assert line.endswith(f"the last checkpoint (epoch 1, step 22) is intact: zoo train --resume {run}")
 
 
 def test_out_of_memory_in_evaluation_names_evaluation(tmp_path, catalog, monkeypatch):
