@@ -22,12 +22,16 @@ import io
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from zoo_core.data.ops import centre_box, resize_region
 from zoo_core.errors import BadInputError
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 # Pillow modes whose pictures are grey: with channels=None these decode to one channel
 GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -109,12 +113,11 @@ def decode_reference(
     )
 
 
-def viewable(img: object, mode: str) -> np.ndarray:
+def viewable(img: PILImage, mode: str) -> np.ndarray:
     """A loaded, upright Pillow image in ``mode`` ("L" or "RGB") as a viewer shows it: the first frame,
     transparency laid on white, deep grey (16-bit, 32-bit, float) scaled to 8 bits, uint8 H×W or H×W×3."""
     from PIL import Image
 
-    assert isinstance(img, Image.Image)
     if img.mode.startswith("I") or img.mode == "F":
         # deep grey: scale its range to 8 bits rather than clip everything above 255 to white
         values = np.asarray(img, dtype=np.float64)
