@@ -24,6 +24,7 @@ from torch import nn
 from zoo_core import contracts, distributed, progress
 from zoo_core.allocator import keep_freed_memory
 from zoo_core.catalog import get_catalog
+from zoo_core.data.order import AUG_STREAM, mix
 from zoo_core.device import default_channels_last, pick_precision, resolve_device
 from zoo_core.errors import BadInputError, ZooError
 from zoo_core.out_of_memory import memory_error, said_in_one_line
@@ -67,8 +68,9 @@ class TrainingInterrupted(ZooError):
 
 
 def batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
-    """The augmentation seed of one batch: a pure function of its place, so a resumed run replays it."""
-    return ((seed * 1_000_003 + epoch) * 1_000_003 + batch) * 1_009 + rank & 0x7FFF_FFFF_FFFF_FFFF
+    """The seed of one batch's --aug augmentations: a pure function of its place, so a resumed run replays
+    it; drawn by the data path's one seed helper, on a stream of its own."""
+    return mix(seed, AUG_STREAM, epoch, rank, batch)
 
 
 class Trainer:
