@@ -279,7 +279,7 @@ def report(rows: list[dict], times: dict, costs: list[dict], machine: str) -> st
     worst = max(costs, key=lambda c: c["stall_s"] + c["write_s"])
     out += [
         "",
-        f"The default, `--save-every 5m`: the longest stall here is {worst['stall_s']:.2f} s (goal ≤ 1 s) and "
+        f"The default, `--save-every 5m`: the longest stall is {worst['stall_s']:.2f} s (goal ≤ 1 s) and "
         f"the bound {(worst['stall_s'] + worst['write_s']) / 300:.2%} (goal ≤ 1%); once a minute the bound "
         f"would be {(worst['stall_s'] + worst['write_s']) / 60:.2%} for {worst['model']}.",
     ]
