@@ -51,6 +51,12 @@ FIXED = [
     "line first.",
     "A kill inside a checkpoint write left its hidden temporary file (`.NAME.PID.HEX.tmp`) in the run "
     "directory for good: the next training in that directory (a resume) removes those of dead processes.",
+    "A real full disk during torch.save or safetensors' write still reached the catch-all (torch wraps the "
+    "OSError in its own RuntimeError, safetensors reports it as text): both are now the one line naming "
+    "the file and the checkpoint still on disk.",
+    "Two cases recorded `held` whatever happened (the plain-pickle control of the short object array, the "
+    "uninterrupted reference run of the crash trials): each now checks what it claims (the interpreter "
+    "killed by a signal; three whole epochs, 66 steps).",
 ]
 
 

@@ -2,7 +2,9 @@
 
 Read it top to bottom: ``setup`` builds data, model, optimizer and schedule; ``fit`` runs the epochs;
 ``train_epoch`` is the step loop. The data sit on the device as uint8 and are augmented a batch at a time;
-inside an epoch the host waits on the device only at logging points.
+inside an epoch the host waits on the device only at logging points and at a --save-every snapshot. Stop
+signals (``stop``), the run directory's lock (``run_lock``) and the snapshots (``periodic_save``) live in
+modules of their own; the loop only asks them at each step.
 """
 
 from __future__ import annotations
