@@ -466,7 +466,6 @@ class Trainer:
         seen = 0
         start = time.perf_counter()
         bar = log.progress(total=len(self.train_loader), initial=self.batch_in_epoch, epoch=self.epoch)
-        preflight = self.preflight if self.preflight is not None and not self.preflight.done else None
         for x, y in self.train_loader.iter_from(self.batch_in_epoch):
             if self.augment is not None:
                 self.aug_generator.manual_seed(
@@ -476,8 +475,8 @@ class Trainer:
             if self.step == 0 and self.dist.is_main:
                 log.image_batch(x, self.mean, self.std)
             loss = self.train_step(x, y)
-            if preflight is not None:
-                preflight.step_done(self.step + 1)
+            if self.preflight is not None:  # looks once, after the first steps
+                self.preflight.step_done(self.step + 1)
             loss_sum += loss * x.shape[0]
             seen += x.shape[0]
             self.step += 1
