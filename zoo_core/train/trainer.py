@@ -429,8 +429,9 @@ class Trainer:
             options.append(f"--batch-size {self.cfg.batch_size // 2}")
         if self._reads_options["image_size"]:
             options.append("a smaller --image-size")
-        if self.saved_at:
-            state = f"the last checkpoint ({self.saved_at}) is intact: zoo train --resume {self.run_dir}"
+        saved = self.saved_state()
+        if saved:
+            state = f"the last checkpoint ({saved}) is intact: zoo train --resume {self.run_dir}"
         else:
             state = f"no checkpoint was written yet in {self.run_dir}"
         return memory_error(err, where=what, device=self.device, options=options, state=state)
@@ -531,11 +532,20 @@ class Trainer:
         """The loss averaged over ranks (one all-reduce)."""
         return float(distributed.all_reduce_sum(loss.float().clone())) / self.dist.world_size
 
+    def saved_state(self) -> str | None:
+        """Where the newest training state on disk stands, once a background write under way has ended
+        (its own error, if any, is not what a failure message reports: the state before it is then the
+        newest)."""
+        with contextlib.suppress(Exception):
+            self.saver.wait()
+        return self.saved_at
+
     def check_finite(self, value: float) -> None:
         if not math.isfinite(value):
+            saved = self.saved_state()
             kept = (
-                f"the last checkpoint in {self.run_dir} ({self.saved_at}) is unchanged"
-                if self.saved_at
+                f"the last checkpoint in {self.run_dir} ({saved}) is unchanged"
+                if saved
                 else "nothing was saved (no checkpoint before it)"
             )
             raise TrainingDiverged(
