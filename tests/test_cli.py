@@ -68,7 +68,10 @@ def test_info_shows_where_the_builder_lives(invoke):
 def test_list_suggests_a_kind_for_a_typo(invoke):
     result = invoke("list", "modles")
     assert result.exit_code == 0
-    assert "No models or datasets or augmentations match 'modles'. Did you mean 'models'?" in result.output
+    assert (
+        "No models or datasets or augmentations or optimizers match 'modles'. Did you mean 'models'?"
+        in result.output
+    )
 
 
 def test_registry_names_complete_in_the_shell(run_zoo):

@@ -6,10 +6,12 @@ from zoo_core.catalog import (
     create_augmentation,
     create_dataset,
     create_model,
+    create_optimizer,
     get_catalog,
     list_augmentations,
     list_datasets,
     list_models,
+    list_optimizers,
     reset_catalog,
 )
 from zoo_core.errors import BadInputError, DataNotFoundError, UnknownNameError, ZooError
@@ -28,10 +30,12 @@ __all__ = [
     "create_augmentation",
     "create_dataset",
     "create_model",
+    "create_optimizer",
     "get_catalog",
     "hookimpl",
     "list_augmentations",
     "list_datasets",
     "list_models",
+    "list_optimizers",
     "reset_catalog",
 ]

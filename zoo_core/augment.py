@@ -9,16 +9,12 @@ it is called, so a typo names the option and the augmentation.
 
 from __future__ import annotations
 
-import difflib
-import inspect
-import re
-import types
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import BadInputError
+from zoo_core.spec import bind_options, builder_parameters, parse_options, parse_value
 
 if TYPE_CHECKING:
     import torch
@@ -30,7 +26,6 @@ Augment = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
 # Options that zoo fills in from the run, not from the command line: the builder receives them only if its
 # signature names them.
 _FROM_RUN = ("num_classes", "mean", "std")
-_INT = re.compile(r"[+-]?\d+")
 
 
 @dataclass(frozen=True)
@@ -47,22 +42,6 @@ class AugCall:
         if self.raw:
             text += ":" + ",".join(f"{k}={v}" for k, v in self.raw.items())
         return text
-
-
-def parse_value(text: str) -> Any:
-    """``"3"`` → 3, ``"0.5"`` or ``"1e-3"`` → float, ``"true"``/``"false"`` → bool, ``"none"`` → None,
-    anything else → the text itself."""
-    lowered = text.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    if _INT.fullmatch(lowered):
-        return int(lowered)
-    try:
-        return float(lowered)
-    except ValueError:
-        return text.strip()
 
 
 def parse_aug_spec(text: str) -> list[AugCall]:
@@ -91,18 +70,7 @@ def _parse_call(part: str, spec: str) -> AugCall:
     name = name.strip().lower()
     if not name:
         raise BadInputError(f"Augmentation spec {spec!r}: a name is missing (NAME:option=value,...)")
-    options: dict[str, Any] = {}
-    raw: dict[str, str] = {}
-    for item in filter(None, (s.strip() for s in options_text.split(","))):
-        key, eq, value = item.partition("=")
-        key = key.strip().lower()
-        if not eq or not key or not value.strip():
-            raise BadInputError(
-                f"Augmentation spec {spec!r}: {item!r} is not option=value (NAME:option=value,...)"
-            )
-        if key in options:
-            raise BadInputError(f"Augmentation spec {spec!r}: option {key!r} is given twice")
-        options[key], raw[key] = parse_value(value), value.strip()
+    options, raw = parse_options(options_text, spec=spec, what="Augmentation")
     return AugCall(name, options, float(weight), raw)
 
 
@@ -248,73 +216,18 @@ def _build_step(call: AugCall, catalog: Catalog, run: dict[str, Any]) -> Step:
             f"augmentations: {', '.join(batch)}"
         )
     builder = entry.load()
-    parameters, open_ended = _parameters(builder)
-    settable = [name for name in parameters if name not in _FROM_RUN]
+    parameters, _ = builder_parameters(builder)
     kwargs = {name: value for name, value in run.items() if name in parameters or name == "num_classes"}
-    for option, value in call.options.items():
-        if option in _FROM_RUN:
-            raise BadInputError(
-                f"Augmentation {entry.name!r}: option {option!r} is set from the data set, not in --aug"
-            )
-        if option not in parameters and not open_ended:
-            close = difflib.get_close_matches(option, settable, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            listed = ", ".join(settable) or "none"
-            raise BadInputError(
-                f"Augmentation {entry.name!r} has no option {option!r}.{hint} (options: {listed})"
-            )
-        annotation = parameters[option].annotation if option in parameters else inspect.Parameter.empty
-        kwargs[option] = _coerce(entry.name, option, value, call.raw.get(option, ""), annotation)
+    kwargs |= bind_options(
+        f"Augmentation {entry.name!r}",
+        builder,
+        call.options,
+        call.raw,
+        reserved=_FROM_RUN,
+        reserved_why="set from the data set, not in --aug",
+    )
     try:
         augment = builder(**kwargs)
     except ValueError as exc:  # a third-party builder's own check of a value
         raise BadInputError(f"Augmentation {entry.name!r}: {exc}") from exc
     return Step(call, augment, bool(entry.meta.get("soft_targets", False)))
-
-
-def _parameters(builder: Callable[..., Any]) -> tuple[dict[str, inspect.Parameter], bool]:
-    """The builder's keyword parameters, with annotations evaluated where possible, and whether it takes
-    ``**kwargs``."""
-    try:
-        signature = inspect.signature(builder, eval_str=True)
-    except (NameError, TypeError, SyntaxError):  # annotations naming what only exists for type checkers
-        signature = inspect.signature(builder)
-    keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    parameters = {name: p for name, p in signature.parameters.items() if p.kind in keyword}
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
-    return parameters, open_ended
-
-
-def _coerce(aug: str, option: str, value: Any, text: str, annotation: Any) -> Any:
-    """Fit a parsed value to the option's annotated type (int, float, bool, str, optionally None)."""
-    allowed = _basic_types(annotation)
-    if allowed is None:  # no annotation, or one we do not read: the builder checks the value itself
-        return value
-    if value is None and type(None) in allowed:
-        return None
-    if isinstance(value, bool):
-        if bool in allowed:
-            return value
-    elif isinstance(value, int) and int in allowed:
-        return value
-    elif isinstance(value, int | float) and float in allowed:
-        return float(value)
-    if str in allowed:
-        return text
-    wanted = " or ".join(_TYPE_WORDS[t] for t in allowed if t in _TYPE_WORDS)
-    raise BadInputError(f"Augmentation {aug!r}: option {option!r} must be {wanted}, got {text!r}")
-
-
-_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "text", type(None): "none"}
-
-
-def _basic_types(annotation: Any) -> tuple[type, ...] | None:
-    if annotation is inspect.Parameter.empty or isinstance(annotation, str):
-        return None
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        members = typing.get_args(annotation)
-    else:
-        members = (annotation,)
-    if not all(m in _TYPE_WORDS for m in members):
-        return None
-    return members

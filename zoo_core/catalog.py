@@ -15,6 +15,7 @@ class Catalog:
     models: Registry
     datasets: Registry
     augmentations: Registry
+    optimizers: Registry
     manager: PluginManager
 
     @property
@@ -22,7 +23,13 @@ class Catalog:
         return self.manager.report()
 
     def registry(self, kind: str) -> Registry:
-        return {"model": self.models, "dataset": self.datasets, "augmentation": self.augmentations}[kind]
+        registries = {
+            "model": self.models,
+            "dataset": self.datasets,
+            "augmentation": self.augmentations,
+            "optimizer": self.optimizers,
+        }
+        return registries[kind]
 
 
 _catalog: Catalog | None = None
@@ -33,8 +40,10 @@ def load_catalog(manager: PluginManager | None = None) -> Catalog:
     if manager is None:
         manager = PluginManager()
         manager.load_entry_points()
-    catalog = Catalog(Registry("model"), Registry("dataset"), Registry("augmentation"), manager)
-    for registry in (catalog.models, catalog.datasets, catalog.augmentations):
+    catalog = Catalog(
+        Registry("model"), Registry("dataset"), Registry("augmentation"), Registry("optimizer"), manager
+    )
+    for registry in (catalog.models, catalog.datasets, catalog.augmentations, catalog.optimizers):
         manager.fill(registry)
     return catalog
 
@@ -68,6 +77,11 @@ def create_augmentation(name: str, **kwargs: Any) -> Any:
     return get_catalog().augmentations.build(name, **kwargs)
 
 
+def create_optimizer(name: str, param_groups: Any, **kwargs: Any) -> Any:
+    """Build a registered optimizer: ``create_optimizer("muon", model.parameters(), lr=0.02)``."""
+    return get_catalog().optimizers.build(name, param_groups, **kwargs)
+
+
 def list_models(
     include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
 ) -> list[str]:
@@ -84,3 +98,9 @@ def list_augmentations(
     include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
 ) -> list[str]:
     return get_catalog().augmentations.names(include, exclude)
+
+
+def list_optimizers(
+    include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None
+) -> list[str]:
+    return get_catalog().optimizers.names(include, exclude)

@@ -39,6 +39,7 @@ REQUIRED_META: dict[str, tuple[str, ...]] = {
     "model": ("input_size", "num_classes", "family"),
     "dataset": ("num_classes", "input_size", "splits"),
     "augmentation": ("level", "soft_targets"),
+    "optimizer": ("options",),
 }
 DEFAULT_INPUT_SIZE = (3, 32, 32)  # a model registered without input_size is fed this
 DEFAULT_NUM_CLASSES = 10

@@ -32,5 +32,10 @@ def register_augmentations(registry: Registry) -> None:
 
 
 @hookspec
+def register_optimizers(registry: Registry) -> None:
+    """Register optimizer builders: ``builder(param_groups, *, lr, **options) -> torch.optim.Optimizer``."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add click commands to the ``zoo`` command line."""

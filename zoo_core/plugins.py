@@ -28,6 +28,7 @@ REGISTRY_HOOKS = {
     "model": "register_models",
     "dataset": "register_datasets",
     "augmentation": "register_augmentations",
+    "optimizer": "register_optimizers",
 }
 
 

@@ -1,4 +1,4 @@
-"""Registries of named builders with metadata: models, datasets and augmentations.
+"""Registries of named builders with metadata: models, datasets, augmentations and optimizers.
 
 A registration carries a name, metadata and a builder that may be a ``"package.module:function"`` string,
 resolved on first use, so listing never imports torch. Dynamic names (``timm/<name>``) come from a
@@ -19,7 +19,7 @@ from typing import Any
 
 from zoo_core.errors import BadInputError, DuplicateNameError, UnknownNameError, ZooError
 
-KINDS = ("model", "dataset", "augmentation")
+KINDS = ("model", "dataset", "augmentation", "optimizer")
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 Builder = Callable[..., Any] | str
@@ -82,8 +82,8 @@ class Entry:
             where = f"{self.kind} {self.name!r} (plugin {self.plugin})"
             raise ZooError(f"{where}: cannot load its builder {self.target}: {err}") from err
 
-    def build(self, **kwargs: Any) -> Any:
-        return self.load()(**kwargs)
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -233,8 +233,8 @@ class Registry:
             message += f"; plugin(s) failed to load: {', '.join(self.failed_plugins)} (see: zoo plugins)"
         return UnknownNameError(message)
 
-    def build(self, name: str, **kwargs: Any) -> Any:
-        return self.get(name).build(**kwargs)
+    def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        return self.get(name).build(*args, **kwargs)
 
     def names(
         self,

@@ -28,7 +28,7 @@ BUILTIN_COMMANDS = {
     "export-model": "zoo_core.cli.export_model:export_model_command",
 }
 SHORT_HELP = {
-    "list": "List registered models, data sets and augmentations.",
+    "list": "List registered models, data sets, augmentations and optimizers.",
     "plugins": "Show installed plugins, their hooks and errors.",
     "info": "Show everything known about one registered name.",
     "check": "Run conformance checks on one plugin's entries.",

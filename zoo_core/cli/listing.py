@@ -16,12 +16,18 @@ from zoo_core.cli.common import echo_json, warn
 from zoo_core.errors import UnknownNameError
 from zoo_core.registry import KINDS, Entry, Registry, suggest
 
-KIND_ARGS = {"models": "model", "datasets": "dataset", "augmentations": "augmentation"}
+KIND_ARGS = {
+    "models": "model",
+    "datasets": "dataset",
+    "augmentations": "augmentation",
+    "optimizers": "optimizer",
+}
 # the key metadata shown as columns in `zoo list`, per kind
 COLUMNS = {
     "model": ("family", "input_size", "params"),
     "dataset": ("num_classes", "input_size", "splits"),
     "augmentation": ("level", "soft_targets"),
+    "optimizer": ("matrices_only",),
 }
 
 
@@ -87,10 +93,10 @@ def _warn_failures(catalog: Catalog) -> None:
 
 
 @click.command("list")
-@click.argument("args", nargs=-1, metavar="[models|datasets|augmentations] [PATTERN]...")
+@click.argument("args", nargs=-1, metavar="[models|datasets|augmentations|optimizers] [PATTERN]...")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(args: tuple[str, ...], as_json: bool) -> None:
-    """List registered models, data sets and augmentations.
+    """List registered models, data sets, augmentations and optimizers.
 
     PATTERN is a shell-style pattern ('resnet*'). Names from a namespace such as timm are listed only
     when a pattern asks for them: zoo list models 'timm/*'.

@@ -17,7 +17,6 @@ from zoo_core.train.config import (
     DEFAULT_SAVE_EVERY,
     DEFAULT_STOP_SIGNALS,
     EMA_MODES,
-    OPTIMIZERS,
     PADDING_MODES,
     PRECISIONS,
     SCHEDULES,
@@ -85,9 +84,19 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs (default: the data set's recipe).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Global batch size, split over ranks.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Learning rate (peak, for onecycle).")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="Optimizer.")
-@click.option("--momentum", type=click.FloatRange(0, 1), help="Momentum (sgd, rmsprop).")
-@click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (sgd).")
+@click.option(
+    "--optimizer",
+    metavar="NAME[:k=v,...]",
+    help="A registered optimizer (zoo list optimizers) with options (zoo info NAME): sgd, adamw, adam, "
+    "rmsprop, muon, or a plugin's; e.g. muon:ns_steps=3. A recipe's parameter groups may name their own. "
+    "Default: the recipe's.",
+)
+@click.option(
+    "--momentum",
+    type=click.FloatRange(0, 1),
+    help="Momentum of the optimizers that take it (sgd, rmsprop, muon).",
+)
+@click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (sgd, muon).")
 @click.option(
     "--schedule",
     metavar="NAME[:k=v,...]",

@@ -10,9 +10,8 @@ from typing import Any
 
 from zoo_core.device import PRECISIONS
 from zoo_core.errors import BadInputError
-from zoo_core.train.optim import check_param_groups, parse_schedule
+from zoo_core.train.optim import check_param_groups, parse_optimizer_spec, parse_schedule
 
-OPTIMIZERS = ("sgd", "adamw", "adam", "rmsprop")
 SCHEDULES = ("onecycle", "cosine", "step", "linear", "constant")
 TTA_MODES = ("none", "flip", "flip-translate")
 EMA_MODES = ("average", "lookahead")
@@ -123,7 +122,7 @@ class TrainConfig:
                 f"--batch-size must be ≥ 1, not {self.batch_size}",
             ),
             (self.lr is not None and self.lr > 0, f"--lr must be positive, not {self.lr}"),
-            (self.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (isinstance(self.optimizer, str) and bool(self.optimizer), "--optimizer must be NAME[:k=v,...]"),
             (
                 str(self.schedule).partition(":")[0] in SCHEDULES,
                 f"--schedule must be one of {', '.join(SCHEDULES)}",
@@ -145,7 +144,17 @@ class TrainConfig:
             if not ok:
                 raise BadInputError(message)
         parse_schedule(self.schedule)  # its options
+        self.check_optimizers()
         check_param_groups(self.param_groups)
+
+    def check_optimizers(self) -> None:
+        """Every optimizer the run names (``--optimizer`` and the groups') is registered (the spec's options
+        are checked when it is built)."""
+        from zoo_core.catalog import get_catalog
+
+        specs = [self.optimizer, *(g.get("optimizer") for g in self.param_groups or [])]
+        for spec in filter(None, specs):
+            get_catalog().optimizers.get(parse_optimizer_spec(spec)[0])
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

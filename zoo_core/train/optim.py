@@ -7,9 +7,14 @@ Parameter groups come from the run's ``param_groups``: a list of ``{"params": PA
 - ``lr_scale``: the group's learning rate is ``lr × lr_scale`` (the schedule scales it like the others);
 - ``weight_decay_scale``: its weight decay is ``weight_decay × weight_decay_scale`` (applied whatever the
   tensor's shape; unmatched parameters keep zoo's default: no decay on biases and norms);
-- ``epochs``: the group trains for its first N epochs only, then its learning rate is held at 0.
+- ``epochs``: the group trains for its first N epochs only, then its learning rate is held at 0;
+- ``optimizer``: a spec (``"muon:momentum=0.6"``) of the registered optimizer that trains this group; the
+  groups without one, and the parameters no group matches, take the run's ``--optimizer``.
 
-Frozen parameters (``requires_grad=False``) are never handed to the optimizer.
+Frozen parameters (``requires_grad=False``) are never handed to the optimizer. An optimizer that takes only
+weights of two or more dimensions (``matrices_only``, e.g. Muon) hands a group's other tensors (biases,
+norms) to the optimizer its registration names as ``others``, with the group's settings. Groups that name
+different optimizers are stepped as one ``OptimizerSet``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ if TYPE_CHECKING:  # torch is imported by the functions that use it: TrainConfig
     import torch
     from torch import nn
 
-GROUP_KEYS = {"params", "lr_scale", "weight_decay_scale", "epochs"}
+GROUP_KEYS = {"params", "lr_scale", "weight_decay_scale", "epochs", "optimizer"}
+NUMERIC_KEYS = ("lr_scale", "weight_decay_scale", "epochs")
 SCHEDULE_OPTIONS = {"linear": {"warmup": 0.2, "start": 0.0, "end": 0.0}}
 
 
@@ -40,7 +46,13 @@ def check_param_groups(groups: Sequence[dict[str, Any]]) -> None:
                 f"parameter group {group['params']!r}: unknown key(s) {', '.join(sorted(unknown))} "
                 f"(known: {', '.join(sorted(GROUP_KEYS - {'params'}))})"
             )
-        for key in GROUP_KEYS - {"params"}:
+        if not isinstance(group.get("optimizer", ""), str):
+            raise BadInputError(
+                f"parameter group {group['params']!r}: optimizer must be a spec (NAME:k=v,...)"
+            )
+        if group.get("optimizer"):
+            parse_optimizer_spec(group["optimizer"])
+        for key in NUMERIC_KEYS:
             value = group.get(key, 1)
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise BadInputError(f"parameter group {group['params']!r}: {key} must be a number ≥ 0")
@@ -71,6 +83,8 @@ def param_groups(
         }
         if "epochs" in spec:
             group["train_epochs"] = int(spec["epochs"])
+        if spec.get("optimizer"):
+            group["optimizer"] = spec["optimizer"]
         groups.append(group)
     rest = [(name, p) for name, p in named if name not in taken]
     # no weight decay on norm layers and biases: it only fights their scale, a common, well-tested choice
@@ -83,20 +97,70 @@ def param_groups(
     return [g for g in groups if g["params"]]
 
 
-def make_optimizer(model: nn.Module, cfg: Any) -> torch.optim.Optimizer:
-    """The run's optimizer over ``param_groups(model, cfg.param_groups, ...)``."""
-    import torch
+def parse_optimizer_spec(text: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """``"muon:ns_steps=3,normalize=true"`` → ``("muon", {"ns_steps": 3, "normalize": True}, texts)``."""
+    from zoo_core.spec import parse_options
 
+    name, _, options_text = text.partition(":")
+    name = name.strip().lower()
+    if not name:
+        raise BadInputError(f"Optimizer spec {text!r}: a name is missing (NAME:option=value,...)")
+    options, raw = parse_options(options_text, spec=text, what="Optimizer")
+    return name, options, raw
+
+
+def make_optimizer(model: nn.Module, cfg: Any, catalog: Any = None) -> torch.optim.Optimizer:
+    """The run's optimizer over ``param_groups(model, cfg.param_groups, ...)``: one registered optimizer,
+    or an ``OptimizerSet`` when groups name others."""
+    from zoo_core.catalog import get_catalog
+
+    catalog = catalog or get_catalog()
     groups = param_groups(model, cfg.param_groups or [], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=bool(cfg.nesterov and cfg.momentum)
-        )
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr)
-    return torch.optim.RMSprop(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0)
+    by_spec: dict[str, list[dict[str, Any]]] = {}
+    last: dict[str, int] = {}  # where each optimizer's last group stands among the run's groups
+    for i, group in enumerate(groups):
+        spec = group.pop("optimizer", None) or cfg.optimizer
+        entry = catalog.optimizers.get(parse_optimizer_spec(spec)[0])
+        parts = {spec: group["params"]}
+        if entry.meta.get("matrices_only"):
+            others = entry.meta.get("others", "adamw")
+            parts = {spec: [p for p in group["params"] if p.ndim >= 2]}
+            parts[others] = parts.get(others, []) + [p for p in group["params"] if p.ndim < 2]
+        for part_spec, params in parts.items():
+            if params:
+                by_spec.setdefault(part_spec, []).append({**group, "params": params})
+                last[part_spec] = i
+    # the run's own optimizer last: its last group (the parameters no spec matched) is the run's lr
+    order = sorted(by_spec, key=last.__getitem__)
+    optimizers = [build_optimizer(spec, by_spec[spec], cfg, catalog) for spec in order]
+    if len(optimizers) == 1:
+        return optimizers[0]
+    from zoo_core.train.optimizer_set import OptimizerSet
+
+    return OptimizerSet(optimizers)
+
+
+def build_optimizer(spec: str, groups: list[dict[str, Any]], cfg: Any, catalog: Any) -> torch.optim.Optimizer:
+    """One registered optimizer over ``groups``: the spec's options, and the run's ``momentum`` and
+    ``nesterov`` where the builder takes them and the spec does not set them."""
+    from zoo_core.spec import bind_options, builder_parameters
+
+    name, options, raw = parse_optimizer_spec(spec)
+    entry = catalog.optimizers.get(name)
+    builder = entry.load()
+    label = f"Optimizer {entry.name!r}"
+    parameters, _ = builder_parameters(builder)
+    run = {"momentum": cfg.momentum, "nesterov": cfg.nesterov}
+    kwargs = {k: v for k, v in run.items() if k in parameters and v is not None}
+    kwargs |= bind_options(
+        label, builder, options, raw, reserved=("lr", "param_groups"), reserved_why="set by zoo"
+    )
+    try:
+        return builder(groups, lr=cfg.lr, **kwargs)
+    except ValueError as exc:  # the builder's or torch's own check of a value
+        patterns = ", ".join(sorted({g["pattern"] for g in groups if "pattern" in g}))
+        where = f" (parameter group {patterns})" if patterns else ""
+        raise BadInputError(f"{label}{where}: {exc}") from exc
 
 
 def parse_schedule(spec: str) -> tuple[str, dict[str, float]]:
@@ -132,8 +196,10 @@ def make_schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: 
     if name == "onecycle" and total_steps >= 3:
         # torch's OneCycleLR divides by the length of each phase: keep the warm-up at least two steps long
         pct_start = max(0.25, 2 / total_steps)
+        # momentum cycles against the rate where every group has one (not across Muon and AdamW groups)
+        cycle = "momentum" in optimizer.defaults or "betas" in optimizer.defaults
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=base, total_steps=total_steps, pct_start=pct_start
+            optimizer, max_lr=base, total_steps=total_steps, pct_start=pct_start, cycle_momentum=cycle
         )
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
