@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
+import io
 import json
 import math
 import os
@@ -31,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,6 +193,78 @@ def run_airbench(folder: Path, *, seed: int, precision: str, epochs: float | Non
         "wall_s": train_s + tta_s,
         "img_per_s": steps * train_loader.batch_size / train_s,
     }
+
+
+def load_airbench_muon(script: Path) -> types.ModuleType:
+    """airbench94_muon.py as a module, its ``__main__`` block not run: its ``@torch.compile`` stays eager
+    (zoo does not compile on a CPU either), everything else as published."""
+    spec = importlib.util.spec_from_file_location("airbench94_muon", script)
+    if spec is None or spec.loader is None:
+        sys.exit(f"--airbench-muon: {script} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    eager = lambda fn=None, **_: fn if fn is not None else (lambda f: f)  # noqa: E731
+    # it reads its own source through sys.argv[0], to log it
+    with patched(sys, "argv", [str(script)]), patched(torch, "compile", eager):
+        spec.loader.exec_module(module)
+    return module
+
+
+def run_airbench_muon(script: Path, folder: Path, *, seed: int, precision: str) -> dict:
+    """One run of airbench94_muon.py's ``main`` in ``folder`` (which holds cifar10/{train,test}.pt)."""
+    module = load_airbench_muon(script)
+    dtype = torch.bfloat16 if precision == "bf16" else None
+
+    class CpuCifarLoader(module.CifarLoader):  # its loader, on the CPU in fp32 (its fp16 is emulated here)
+        def __init__(self, path: str, train: bool = True, **kwargs: object) -> None:
+            with patched(torch, "load", lambda f, **kw: torch_load(f, **{**kw, "map_location": "cpu"})):
+                super().__init__(path, train=train, **kwargs)
+            data = torch.load(os.path.join(path, "train.pt" if train else "test.pt"))
+            images = data["images"].float() / 255
+            self.images = images.permute(0, 3, 1, 2).to(memory_format=torch.channels_last)
+
+    class Autocast(module.CifarNet):  # the published net, under bf16 autocast where zoo would use it
+        def forward(self, x: torch.Tensor, whiten_bias_grad: bool = True) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                return super().forward(x, whiten_bias_grad=whiten_bias_grad).float()
+
+    with patched(nn.Module, "half", lambda self: self):
+        model = Autocast().to(memory_format=torch.channels_last)
+    printed = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(folder)  # main() reads the relative path "cifar10"
+    try:
+        with (
+            patched(torch.cuda, "Event", WallClockEvent),
+            patched(torch.cuda, "synchronize", lambda *a, **k: None),
+            patched(module, "CifarLoader", CpuCifarLoader),
+            contextlib.redirect_stdout(printed),
+        ):
+            torch.manual_seed(seed)
+            start = time.perf_counter()
+            tta_acc = module.main(seed, model)
+            outer_s = time.perf_counter() - start
+            test_loader = CpuCifarLoader("cifar10", train=False, batch_size=2000)
+            acc = module.evaluate(model, test_loader, tta_level=0)
+    finally:
+        os.chdir(cwd)
+    # its own clock, printed in the table's last row: whitening, the 8 epochs' steps and the TTA evaluation
+    # (not the per-epoch evaluations it prints between them)
+    own_s = float(printed.getvalue().strip().splitlines()[-2].split("|")[-2])
+    return {
+        "runner": "airbench_muon",
+        "seed": seed,
+        "precision": precision,
+        "epochs": 8,
+        "acc": acc,
+        "tta_acc": tta_acc,
+        "train_s": own_s,
+        "wall_s": own_s,
+        "outer_s": outer_s,
+        "img_per_s": 8 * 25 * 2000 / own_s,
+    }
+
+
+torch_load = torch.load
 
 
 # -- zoo ----------------------------------------------------------------------------------------------

@@ -414,3 +414,25 @@ def test_reflect_padding_crops_show_only_image_pixels(streamed):
     zeros = DeviceLoader(images, torch.zeros(16, dtype=torch.int64), crop_padding=2, **common)
     ((z, _),) = list(zeros)
     assert z.min() == 0
+
+
+# -- evaluation every N epochs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("every", "evaluated"), [(0, [3]), (2, [2, 3]), (1, [1, 2, 3])])
+def test_eval_every_evaluates_those_epochs_and_always_the_last(tmp_path, catalog, every, evaluated):
+    run = tmp_path / "run"
+    options = ["--epochs", "3", "--batch-size", "256", "--eval-every", str(every), "--no-tensorboard"]
+    result = CliRunner().invoke(cli, ["train", "digits", "lenet", "--out", str(run), *options])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines if m["val_acc"] is not None] == evaluated
+    skipped = [m for m in lines if m["val_acc"] is None]
+    assert all(m["val_loss"] is None and m["val_acc5"] is None for m in skipped)
+    assert result.output.count("not evaluated") == 3 - len(evaluated)
+    assert (run / "best.safetensors").is_file()  # the final evaluation still picks a best
+
+
+def test_a_negative_eval_every_exits_2():
+    result = CliRunner().invoke(cli, ["train", "digits", "lenet", "--eval-every", "-1"])
+    assert result.exit_code == 2 and "--eval-every" in result.output

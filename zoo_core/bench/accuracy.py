@@ -58,7 +58,9 @@ def time_to_targets(curve: list[dict[str, float]], targets: Iterable[float]) -> 
     Keyed by ``str(target)`` so the mapping survives JSON."""
     scores = [(point["time_s"], point.get("tta_acc", point["val_acc"])) for point in curve]
     return {
-        str(target): next((seconds for seconds, score in scores if score >= target), None)
+        str(target): next(
+            (seconds for seconds, score in scores if score is not None and score >= target), None
+        )
         for target in targets
     }
 

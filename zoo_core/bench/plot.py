@@ -38,6 +38,7 @@ def plot_accuracy(rows: list[dict[str, Any]], path: str | os.PathLike, *, title:
     axes = figure.add_subplot()
     times = []
     for i, (name, curve) in enumerate(curves):
+        curve = [point for point in curve if point["val_acc"] is not None]  # evaluated epochs only
         x = [point["time_s"] for point in curve]
         y = [point["val_acc"] * 100 for point in curve]
         times += x

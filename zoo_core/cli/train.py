@@ -40,14 +40,21 @@ def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
 
 
 def parse_param_groups(specs: tuple[str, ...]) -> list[dict[str, Any]] | None:
-    """``("*.norm*.bias:lr_scale=64,weight_decay_scale=0.0156",)`` → the recipe's ``param_groups`` list."""
+    """``("*.norm*.bias:lr_scale=64,weight_decay_scale=0.0156",)`` → the recipe's ``param_groups`` list.
+
+    ``optimizer=SPEC`` comes last and takes the rest of the text, its own options and commas included:
+    ``"block*.conv*.weight:lr_scale=0.2,optimizer=muon:momentum=0.6,ns_steps=3"``."""
     if not specs:
         return None
     groups = []
     for spec in specs:
         pattern, _, options = spec.partition(":")
+        options, has_optimizer, optimizer = options.partition("optimizer=")
         pairs = tuple(filter(None, options.split(",")))
-        groups.append({"params": pattern, **parse_key_values(pairs, "--param-group")})
+        group = {"params": pattern, **parse_key_values(pairs, "--param-group")}
+        if has_optimizer:
+            group["optimizer"] = optimizer.strip()
+        groups.append(group)
     return groups
 
 
@@ -130,7 +137,9 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
     multiple=True,
     metavar="PATTERN:k=v,...",
     help="Settings for the parameters whose names match PATTERN (first match wins; repeatable): "
-    "lr_scale, weight_decay_scale, epochs (trains only the first N epochs), e.g. '*.norm*.bias:lr_scale=64'.",
+    "lr_scale, weight_decay_scale, epochs (trains only the first N epochs), and last "
+    "optimizer=NAME[:k=v,...] (this group's own optimizer), e.g. '*.norm*.bias:lr_scale=64' or "
+    "'block*.conv*.weight:lr_scale=0.2,optimizer=muon:momentum=0.6,ns_steps=3'.",
 )
 @click.option(
     "--ema",
@@ -154,6 +163,13 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
     "--tta",
     type=click.Choice(TTA_MODES),
     help="Test-time augmentation of the final evaluation: mirror, or mirror and 1-pixel shifts.",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Evaluate on the test split every N epochs and after the last; 0: only after the last "
+    "(metrics.jsonl then has val_* null for the others). Default: the recipe's (1).",
 )
 @click.option(
     "--data-init/--no-data-init",
@@ -366,6 +382,7 @@ def requested_config(dataset: str, model: str, augs: tuple[str, ...], opts: dict
         ema_warmup=opts["ema_warmup"],
         ema_mode=opts["ema_mode"],
         tta=opts["tta"],
+        eval_every=opts["eval_every"],
         data_init=opts["data_init"],
         init=opts["init"],
         freeze_backbone=opts["freeze_backbone"],

@@ -44,6 +44,7 @@ FALLBACK_RECIPE: dict[str, Any] = {
     "ema_warmup": 0.0,
     "ema_mode": "average",
     "tta": "none",
+    "eval_every": 1,
     "data_init": True,
     "param_groups": [],
 }
@@ -82,6 +83,7 @@ class TrainConfig:
     ema_warmup: float | None = None  # decay × (step / total) ** ema_warmup: early updates average less
     ema_mode: str | None = None  # "lookahead": the model restarts from the average after each update
     tta: str | None = None  # test-time augmentation of the final evaluation
+    eval_every: int | None = None  # epochs between evaluations (0: only the final one)
     data_init: bool | None = None  # call the model's init_from_data(images) before the first step
     param_groups: list[dict[str, Any]] | None = None  # see zoo_core.train.optim
     init: str | None = None  # start from: a run, a weights file or "pretrained" (zoo_core.train.init_weights)
@@ -135,6 +137,10 @@ class TrainConfig:
             ((self.ema_warmup or 0) >= 0, f"--ema-warmup must be ≥ 0, not {self.ema_warmup}"),
             (self.ema_mode in EMA_MODES, f"--ema-mode must be one of {', '.join(EMA_MODES)}"),
             (self.tta in TTA_MODES, f"--tta must be one of {', '.join(TTA_MODES)}"),
+            (
+                isinstance(self.eval_every, int) and self.eval_every >= 0,
+                f"--eval-every must be an integer ≥ 0, not {self.eval_every}",
+            ),
             (
                 self.padding_mode in PADDING_MODES,
                 f"--padding-mode must be one of {', '.join(PADDING_MODES)}",

@@ -78,17 +78,23 @@ class TrainingLog:
         if self.writer is not None:
             step = metrics["epoch"]
             for key in ("train_loss", "val_loss", "val_acc", "val_acc5", "lr", "img_per_s"):
+                if metrics[key] is None:  # not evaluated this epoch (--eval-every)
+                    continue
                 self.writer.add_scalar(
                     f"{'train' if key in ('train_loss', 'lr', 'img_per_s') else 'val'}/{key}",
                     metrics[key],
                     step,
                 )
             self.writer.flush()
+        val = "not evaluated"  # --eval-every skipped this epoch
+        if metrics["val_acc"] is not None:
+            val = (
+                f"val_loss {metrics['val_loss']:.4f}  val_acc {metrics['val_acc']:.2%}  "
+                f"val_acc5 {metrics['val_acc5']:.2%}"
+            )
         print(
-            f"epoch {metrics['epoch']:>3}/{self.cfg.epochs}  train_loss {metrics['train_loss']:.4f}  "
-            f"val_loss {metrics['val_loss']:.4f}  val_acc {metrics['val_acc']:.2%}  "
-            f"val_acc5 {metrics['val_acc5']:.2%}  lr {metrics['lr']:.3g}  {metrics['img_per_s']:,.0f} img/s  "
-            f"{metrics['time_s']:.1f}s",
+            f"epoch {metrics['epoch']:>3}/{self.cfg.epochs}  train_loss {metrics['train_loss']:.4f}  {val}  "
+            f"lr {metrics['lr']:.3g}  {metrics['img_per_s']:,.0f} img/s  {metrics['time_s']:.1f}s",
             file=sys.stderr,
             flush=True,
         )

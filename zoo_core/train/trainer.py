@@ -604,8 +604,11 @@ class Trainer:
             last = self.epoch + 1 == self.cfg.epochs
             if last and self.average is not None:
                 self.average.finish()
+            every = self.cfg.eval_every
+            result = tta = None
             try:
-                result = self.evaluate()
+                if last or (every and (self.epoch + 1) % every == 0):
+                    result = self.evaluate()
                 tta = self.evaluate(self.cfg.tta) if last and self.cfg.tta != "none" else None
             except StopAgreed:  # saved as "all steps of this epoch done": a resume evaluates again
                 self.stop_and_save()
@@ -613,9 +616,9 @@ class Trainer:
                 "epoch": self.epoch + 1,
                 "step": self.step,
                 "train_loss": train_loss,
-                "val_loss": result.loss,
-                "val_acc": result.top1,
-                "val_acc5": result.top5,
+                "val_loss": result and result.loss,  # None: not evaluated this epoch (--eval-every)
+                "val_acc": result and result.top1,
+                "val_acc5": result and result.top5,
                 "lr": self.optimizer.param_groups[-1]["lr"],
                 "img_per_s": img_per_s,
                 "precision": self.precision.precision,  # what --precision auto chose here
@@ -626,7 +629,7 @@ class Trainer:
             self.epoch += 1
             self.batch_in_epoch = 0
             self.partial = {"loss_sum": 0.0, "seen": 0, "train_time": 0.0}
-            self.save(val_acc=result.top1)
+            self.save(val_acc=result and result.top1)
             log.epoch_end(metrics)
             self._call("on_epoch_end", metrics)
         return metrics
