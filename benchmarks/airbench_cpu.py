@@ -311,65 +311,74 @@ def malloc(row: dict) -> str:
     return row.get("malloc", "system")
 
 
+RUNNER_NAMES = {
+    "zoo": "zoo `train cifar10 fastnet`",
+    "airbench": "airbench94 (package)",
+    "airbench_muon": "airbench94_muon.py",
+}
+
+
 def render(doc: dict) -> str:
     lines = [
-        f"# airbench94 beside zoo's fastnet on the CPU: {doc['cpu']} ({doc['capability']})",
+        f"# zoo's fastnet beside airbench's own code on the CPU: {doc['cpu']} ({doc['capability']})",
         "",
         f"- Machine: {doc['machine']}",
         f"- Command: `{doc['command']}`",
-        f"- airbench {doc['airbench_version']} (`train94`, its published recipe: 9.9 epochs, TTA level 2), "
-        "its GPU calls replaced from outside by benchmarks/airbench_cpu.py (wall clock for CUDA events, fp32 "
-        "on the CPU for its fp16, bf16 autocast only on a CPU with native bf16); zoo: "
-        "`zoo train cifar10 fastnet --data-dir DATA --seed S`, no other option.",
-        "- Wall s: airbench: `train94` + its final TTA evaluation; zoo: the run's `time_s` (its training, an "
-        "evaluation and three checkpoint writes after each epoch, and the final TTA evaluation).",
+        f"- airbench {doc['airbench_version']} (`train94`, its published recipe: 9.9 epochs, TTA level 2) "
+        f"and airbench94_muon.py ({doc.get('airbench_muon', '—')}: 8 epochs, Muon, TTA level 2), their GPU "
+        "calls replaced from outside by benchmarks/airbench_cpu.py (wall clock for CUDA events, fp32 on the "
+        "CPU for their fp16, bf16 autocast only on a CPU with native bf16, torch.compile left eager as zoo "
+        "runs on a CPU); zoo: `zoo train cifar10 fastnet --data-dir DATA --seed S`, no other option.",
+        "- Wall s: airbench94: `train94` + its final TTA evaluation; airbench94_muon: its own clock "
+        "(whitening, training steps and the final TTA evaluation, not the per-epoch evaluations it prints); "
+        "zoo: the run's `time_s` (training, the evaluations its recipe asks for, a checkpoint after each "
+        "epoch, the final TTA evaluation).",
         "- malloc: `system` is glibc's defaults (airbench as published); `zoo` is zoo_core.allocator's "
-        "setting (freed blocks kept and reused), which `zoo train` makes on a CPU. Rows from before the "
-        "setting existed say `system` for both runners.",
+        "setting (freed blocks kept and reused), which `zoo train` makes on a CPU.",
+        "- Load: the 1-minute load average just before and just after each run (2 cores).",
         "",
-        "| data | runner | seed | precision | malloc | epochs | top-1 | with TTA | wall s | img/s |",
-        "|---|---|---:|---|---|---:|---:|---:|---:|---:|",
+        "| data | runner | seed | precision | malloc | epochs | top-1 | with TTA | wall s | img/s | load |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in doc["rows"]:
         tta = f"{r['tta_acc']:.2%}" if r.get("tta_acc") is not None else "—"
+        load = f"{r['load_before']:.2f} → {r['load_after']:.2f}" if "load_before" in r else "—"
         lines.append(
             f"| {COPIES[r['copy']]} | {r['runner']} | {r['seed']} | {r['precision']} | {malloc(r)} | "
-            f"{r['epochs']:g} | {r['acc']:.2%} | {tta} | {r['wall_s']:.0f} | {r['img_per_s']:.0f} |"
+            f"{r['epochs']:g} | {r['acc']:.2%} | {tta} | {r['wall_s']:.0f} | {r['img_per_s']:.0f} | {load} |"
         )
-    summary = []
-    for copy in COPIES:
-        by = {  # airbench as published against zoo as zoo train runs
-            runner: [
-                r
-                for r in doc["rows"]
-                if r["copy"] == copy and r["runner"] == runner and (runner == "zoo" or malloc(r) == "system")
-            ]
-            for runner in ("airbench", "zoo")
-        }
-        if by["airbench"] and by["zoo"]:
-            a = statistics.mean(r["tta_acc"] for r in by["airbench"])
-            z = statistics.mean(r["tta_acc"] for r in by["zoo"])
-            aw = statistics.mean(r["wall_s"] for r in by["airbench"])
-            zw = statistics.mean(r["wall_s"] for r in by["zoo"])
-            summary.append(
-                f"- {COPIES[copy]}: zoo {z:.2%} vs airbench {a:.2%} with TTA ({(z - a) * 100:+.2f} points); "
-                f"wall {zw:.0f} s vs {aw:.0f} s ({zw / aw:.2f}×)."
-            )
-        tuned = [
-            r for r in doc["rows"] if r["copy"] == copy and r["runner"] == "airbench" and malloc(r) == "zoo"
-        ]
-        if tuned and by["zoo"]:
-            a = statistics.mean(r["tta_acc"] for r in tuned)
-            aw = statistics.mean(r["wall_s"] for r in tuned)
-            zw = statistics.mean(r["wall_s"] for r in by["zoo"])
-            summary.append(
-                f"- {COPIES[copy]}, airbench with zoo's malloc setting too: {a:.2%} with TTA, wall "
-                f"{aw:.0f} s: zoo's {zw:.0f} s is {zw / aw:.2f}× it (the recipes' own costs, the "
-                "allocator set alike)."
-            )
+    summary = summarize(doc["rows"])
     if summary:
         lines += ["", "Means:", "", *summary]
     return "\n".join(lines) + "\n"
+
+
+def summarize(rows: list[dict]) -> list[str]:
+    """Per data copy and (runner, malloc): mean and min with TTA, mean wall; then zoo against each."""
+    out = []
+    for copy in COPIES:
+        groups: dict[tuple[str, str], list[dict]] = {}
+        for r in rows:
+            if r["copy"] == copy:
+                groups.setdefault((r["runner"], malloc(r)), []).append(r)
+        for (runner, setting), rs in groups.items():
+            accs = [r["tta_acc"] for r in rs]
+            out.append(
+                f"- {COPIES[copy]}, {RUNNER_NAMES.get(runner, runner)}, malloc {setting}: "
+                f"{statistics.mean(accs):.2%} mean with TTA over {len(rs)} run(s) (min {min(accs):.2%}), "
+                f"wall {statistics.mean(r['wall_s'] for r in rs):.0f} s"
+            )
+        zoo = groups.get(("zoo", "zoo"))
+        for (runner, setting), rs in groups.items():
+            if runner == "zoo" or not zoo:
+                continue
+            z, a = statistics.mean(r["tta_acc"] for r in zoo), statistics.mean(r["tta_acc"] for r in rs)
+            zw, aw = statistics.mean(r["wall_s"] for r in zoo), statistics.mean(r["wall_s"] for r in rs)
+            out.append(
+                f"- {COPIES[copy]}: zoo against {RUNNER_NAMES.get(runner, runner)} (malloc {setting}): "
+                f"{(z - a) * 100:+.2f} points with TTA, {zw / aw:.2f}× its wall time"
+            )
+    return out
 
 
 def main() -> None:
@@ -378,7 +387,19 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/airbench-cpu"))
     parser.add_argument("--copies", nargs="+", default=["original"], choices=["original", "jpeg"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--runners", nargs="+", default=["airbench", "zoo"], choices=["airbench", "zoo"])
+    parser.add_argument(
+        "--runners",
+        nargs="+",
+        default=["zoo", "airbench", "airbench_muon"],
+        choices=list(RUNNER_NAMES),
+        help="run in this order for each seed, so the runners alternate",
+    )
+    parser.add_argument(
+        "--airbench-muon",
+        type=Path,
+        metavar="PATH",
+        help="airbench94_muon.py from its own repository (KellerJordan/cifar10-airbench); not copied here",
+    )
     parser.add_argument("--zoo-runners-on", nargs="+", default=["original"], help="copies zoo runs on")
     parser.add_argument(
         "--airbench-malloc",
@@ -388,6 +409,7 @@ def main() -> None:
         "(zoo_core.allocator), to tell zoo's allocator gain from its recipe's cost; zoo always runs as zoo "
         "train does",
     )
+    parser.add_argument("--zoo-args", default="", help="extra options for zoo train (ablations)")
     parser.add_argument("--cached-only", action="store_true", help="report finished runs; start none")
     parser.add_argument("--dry-run", action="store_true", help="a few steps of each on a tiny set")
     parser.add_argument("--output", type=Path)
@@ -404,15 +426,19 @@ def main() -> None:
         version("airbench")
     except PackageNotFoundError:
         sys.exit("airbench is not installed: pip install airbench==0.1.8 (or pip install -e '.[anchors]')")
+    if "airbench_muon" in args.runners and not (args.airbench_muon and args.airbench_muon.is_file()):
+        sys.exit("--airbench-muon PATH: airbench94_muon.py from github.com/KellerJordan/cifar10-airbench")
+    if args.airbench_malloc == "zoo" and not keep_freed_memory():
+        sys.exit("--airbench-malloc zoo: glibc's mallopt is not available here")
     capability = cpu_capability()
     precision = choose_precision("auto", probe_hardware("cpu")).precision
-    epochs, zoo_extra = None, []
+    epochs, zoo_extra = None, args.zoo_args.split()
     if args.dry_run:
         args.work = args.work / "dry-run"
         args.data_dir = args.work / "data"
         write_tiny_set(args.data_dir)
         args.copies, args.zoo_runners_on, args.seeds = ["tiny"], ["tiny"], [0]
-        epochs, zoo_extra = 1.0, ["--epochs", "1"]
+        epochs, zoo_extra = 1.0, [*zoo_extra, "--epochs", "1"]
     output = args.output or (
         args.work / "report.md" if args.dry_run else RESULTS / f"airbench-cpu-{capability.lower()}.md"
     )
@@ -422,6 +448,7 @@ def main() -> None:
         "machine": describe_machine("cpu"),
         "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "airbench_version": version("airbench"),
+        "airbench_muon": muon_source(args.airbench_muon) if args.airbench_muon else None,
         "rows": [],
     }
     for copy in args.copies:
@@ -430,33 +457,67 @@ def main() -> None:
             for runner in args.runners:
                 if runner == "zoo" and copy not in args.zoo_runners_on:
                     continue
-                tuned = runner == "airbench" and args.airbench_malloc == "zoo"
-                cache = folder / f"{runner}-seed{seed}{'-zoo-malloc' if tuned else ''}.json"
-                if cache.is_file():
-                    row = json.loads(cache.read_text())
-                elif args.cached_only:
+                row = one_run(args, runner, copy, seed, folder, epochs, zoo_extra, precision)
+                if row is None:
                     continue
-                else:
-                    if runner == "airbench":
-                        if tuned and not keep_freed_memory():
-                            sys.exit("--airbench-malloc zoo: glibc's mallopt is not available here")
-                        write_airbench_data(folder, args.data_dir, copy)
-                        row = run_airbench(folder, seed=seed, precision=precision, epochs=epochs)
-                    else:
-                        out = folder / f"zoo-seed{seed}"
-                        row = run_zoo(args.data_dir, out, seed=seed, extra=zoo_extra, precision=precision)
-                    row["copy"] = copy
-                    row["malloc"] = "zoo" if runner == "zoo" or tuned else "system"
-                    cache.write_text(json.dumps(row, indent=1) + "\n")
                 doc["rows"].append(row)
-                other = folder / f"{runner}-seed{seed}{'' if tuned else '-zoo-malloc'}.json"
-                if runner == "airbench" and other.is_file():  # the other malloc setting, measured before
-                    doc["rows"].append(json.loads(other.read_text()))
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 output.parent.mkdir(parents=True, exist_ok=True)
                 output.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
                 output.write_text(render(doc))
     print(f"wrote {output}", file=sys.stderr)
+
+
+def one_run(
+    args: argparse.Namespace,
+    runner: str,
+    copy: str,
+    seed: int,
+    folder: Path,
+    epochs: float | None,
+    zoo_extra: list[str],
+    precision: str,
+) -> dict | None:
+    """One run's row, from its cache in ``folder`` when it finished before (None with --cached-only)."""
+    tuned = runner != "zoo" and args.airbench_malloc == "zoo"
+    extra = slug(zoo_extra) if runner == "zoo" else ""
+    tag = "-".join(filter(None, [runner, f"seed{seed}", "zoo-malloc" if tuned else "", extra]))
+    cache = folder / f"{tag}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    if args.cached_only:
+        return None
+    load_before = os.getloadavg()[0]
+    if runner == "airbench":
+        write_airbench_data(folder, args.data_dir, copy)
+        row = run_airbench(folder, seed=seed, precision=precision, epochs=epochs)
+    elif runner == "airbench_muon":
+        write_airbench_data(folder, args.data_dir, copy)
+        row = run_airbench_muon(args.airbench_muon, folder, seed=seed, precision=precision)
+    else:
+        out = folder / f"zoo-seed{seed}{'-' + slug(zoo_extra) if zoo_extra else ''}"
+        row = run_zoo(args.data_dir, out, seed=seed, extra=zoo_extra, precision=precision)
+        row["zoo_args"] = " ".join(zoo_extra)
+    row.update(copy=copy, malloc="zoo" if runner == "zoo" or tuned else "system")
+    row.update(load_before=load_before, load_after=os.getloadavg()[0])
+    cache.write_text(json.dumps(row, indent=1) + "\n")
+    return row
+
+
+def slug(words: list[str]) -> str:
+    """A file-name-safe tag of extra zoo options ("" for none)."""
+    return "".join(c if c.isalnum() or c in ".=" else "_" for c in "_".join(words))[:80]
+
+
+def muon_source(script: Path) -> str:
+    """Where airbench94_muon.py came from: its git commit when it sits in a clone, else its path."""
+    found = subprocess.run(
+        ["git", "-C", str(script.parent), "log", "-1", "--format=%H", "--", script.name],
+        capture_output=True,
+        text=True,
+    )
+    commit = found.stdout.strip()
+    return f"KellerJordan/cifar10-airbench@{commit[:12]}" if commit else str(script)
 
 
 if __name__ == "__main__":
