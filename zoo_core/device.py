@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # How much slower a fastnet train step (batch 256, channels_last) ran in emulated bf16 than in fp32 on the
-# same CPU: benchmarks/results/cpu-kernels-avx512.md (AVX512, no AVX512_BF16) and the project's AVX2-only
-# EPYC (8 against 130 img/s). Other kinds get the AVX2 figure: emulation there has no 512-bit help.
+# same CPU: benchmarks/results/cpu-kernels-avx512.md (AVX512, no AVX512_BF16). The AVX2 figure is an estimate
+# from one reading on the project's AVX2-only EPYC (8 against 130 img/s) that no results file holds: rerun
+# `benchmarks/cpu_kernels.py --precisions fp32 bf16` there to replace it. Other kinds get the AVX2 figure:
+# emulation there has no 512-bit help.
 EMULATED_BF16_SLOWDOWN = {"AVX512": 2.8, "AVX2": 16.0}
 
 
