@@ -1,6 +1,6 @@
-"""Conformance checks of registered entries against their contracts (``zoo_core.contracts``).
+"""Conformance checks of registered entries against their contracts (``zoo_core.kit.contracts``).
 
-``zoo check PLUGIN`` and ``zoo_core.testing`` run exactly these. Each check exercises an entry the way zoo
+``zoo check PLUGIN`` and ``zoo_core.kit.testing`` run exactly these. Each check exercises an entry the way zoo
 uses it — the data set through the loader the Trainer uses, the model through the checkpoint code that
 ``zoo eval`` and ``zoo predict`` use, the augmentation through the ``--aug`` pipeline — so an entry that
 passes them trains. A failing check is a result with its reason, never a crash.
@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from zoo_core import contracts
 from zoo_core.catalog import Catalog
 from zoo_core.errors import BadInputError, DataNotFoundError
+from zoo_core.kit import contracts
 from zoo_core.plugins import one_line
 from zoo_core.registry import Entry
 

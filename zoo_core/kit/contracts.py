@@ -1,8 +1,8 @@
 """The contracts between zoo and the entries plugins register, defined once.
 
 The code that uses an entry (the Trainer, the loaders, ``zoo eval``, ``zoo bench``) and the code that checks
-one (``zoo check``, ``zoo_core.testing``) both call these functions, so an entry that passes the checks is an
-entry that trains. DESIGN.md states the same contracts in words:
+one (``zoo check``, ``zoo_core.kit.testing``) both call these functions, so an entry that passes the checks is
+an entry that trains. DESIGN.md states the same contracts in words:
 
 - **Model**: ``builder(*, num_classes, in_chans=3, **kwargs) -> nn.Module``; float (N, C, H, W) in, logits
   (N, num_classes) out. Its registered ``input_size`` is what it is fed; a module may state its own

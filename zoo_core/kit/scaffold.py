@@ -299,7 +299,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from zoo_core.testing import check_plugin, train_smoke
+from zoo_core.kit.testing import check_plugin, train_smoke
 
 
 def test_registration_never_imports_torch():

@@ -3,7 +3,7 @@
 .. code-block:: python
 
     # tests/test_conformance.py of a plugin
-    from zoo_core.testing import check_plugin, train_smoke
+    from zoo_core.kit.testing import check_plugin, train_smoke
 
     def test_every_entry_honours_its_contract():
         check_plugin("foo")  # raises ConformanceError listing each failed check and why
@@ -25,10 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from zoo_core import contracts
 from zoo_core.catalog import get_catalog
-from zoo_core.conformance import Check, entry_checks, format_table
-from zoo_core.conformance import check_plugin as _plugin_checks
+from zoo_core.kit import contracts
+from zoo_core.kit.conformance import Check, entry_checks, format_table
+from zoo_core.kit.conformance import check_plugin as _plugin_checks
 from zoo_core.registry import Entry
 
 __all__ = [
