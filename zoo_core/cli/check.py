@@ -32,6 +32,9 @@ def check_command(plugin: str, data_dir: Path | None, as_json: bool) -> None:
                    classes in both, one batch through the training loader
     augmentations  shape kept, targets (soft ones summing to 1), batches of 1/7/8, seeded
                    repeat, CUDA when there is a device
+    optimizers     metadata (options), signature (param_groups, *, lr, **options) with every
+                   option declared, built over zoo's parameter groups, a regression loss falls,
+                   state dict round trip (weights_only); matrices_only: 1-D refused, others
 
     Prints a table with the reason for every failure; exits 1 if any check fails, else 0.
     PLUGIN is an entry-point name from `zoo plugins` (e.g. builtin.models).

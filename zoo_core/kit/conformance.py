@@ -20,7 +20,7 @@ from zoo_core.catalog import Catalog
 from zoo_core.errors import BadInputError, DataNotFoundError
 from zoo_core.kit import contracts
 from zoo_core.plugins import one_line
-from zoo_core.registry import Entry
+from zoo_core.registry import KINDS, Entry
 
 CLASS_COUNTS = (10, 100)
 CHANNELS = (1, 3)
@@ -79,6 +79,10 @@ def _metadata(entry: Entry) -> str:
             raise AssertionError(f"num_classes must be a positive int, got {entry.meta['num_classes']!r}")
     if entry.kind == "augmentation" and contracts.augmentation_level(entry.meta) not in ("batch", "sample"):
         raise AssertionError(f"level must be 'batch' or 'sample', got {entry.meta['level']!r}")
+    if entry.kind == "optimizer":
+        contracts.optimizer_options(entry.meta, "options")
+        if not isinstance(entry.meta.get("matrices_only", False), bool):
+            raise AssertionError(f"matrices_only must be True or False, got {entry.meta['matrices_only']!r}")
     return ""
 
 
@@ -481,6 +485,163 @@ def augmentation_checks(entry: Entry, catalog: Catalog) -> Iterator[Check]:
     yield run_check(entry, "CUDA", a.cuda)
 
 
+# -- optimizers -------------------------------------------------------------------------------------------
+
+
+class _OptimizerChecks:
+    """The checks of one optimizer, built as ``zoo train`` builds it (``build_optimizer``) over the parameter
+    groups zoo makes (weights, then biases) of a tiny regression: a convolution and a linear layer fitting a
+    teacher's outputs. A ``matrices_only`` optimizer gets only the weights, as zoo gives it."""
+
+    learning_rates = (
+        1e-2,
+        1e-1,
+        1e-3,
+    )  # an optimizer that fits at none of these is broken, whatever its scale
+    steps = 20
+
+    def __init__(self, entry: Entry, catalog: Catalog) -> None:
+        self.entry, self.catalog = entry, catalog
+        self.matrices_only = contracts.matrices_only(entry.meta)
+
+    def problem(self) -> tuple[Any, Any, Any]:
+        """(model, inputs, targets), the same every call."""
+        import torch
+        from torch import nn
+
+        def net(seed: int) -> nn.Module:
+            g = torch.Generator().manual_seed(seed)
+            model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(64, 3))
+            for p in model.parameters():
+                p.data = 0.3 * torch.randn(p.shape, generator=g)
+            return model
+
+        x = torch.randn(32, 2, 6, 6, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            target = net(1)(x)
+        return net(0), x, target
+
+    def build(self, model: Any, lr: float) -> Any:
+        from types import SimpleNamespace
+
+        from zoo_core.train.optim import build_optimizer, param_groups
+
+        groups = param_groups(model, [], lr=lr, weight_decay=1e-4)
+        if self.matrices_only:
+            groups = [{**g, "params": contracts.split_matrices(g["params"])[0]} for g in groups]
+            groups = [g for g in groups if g["params"]]
+        run = SimpleNamespace(lr=lr, momentum=None, nesterov=None)  # the builder's own defaults
+        optimizer = build_optimizer(self.entry.name, groups, run, self.catalog)
+        return contracts.check_optimizer(optimizer, [p for g in groups for p in g["params"]])
+
+    def step(self, model: Any, optimizer: Any, x: Any, target: Any) -> float:
+        import torch.nn.functional as F
+
+        optimizer.zero_grad()
+        loss = F.mse_loss(model(x), target)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def options(self) -> str:
+        keywords, open_ended = contracts.optimizer_keywords(self.entry.load())
+        declared = set(contracts.optimizer_options(self.entry.meta))
+        problems = []
+        if declared - keywords and not open_ended:
+            problems.append(f"options metadata names {', '.join(sorted(declared - keywords))}, not keywords")
+        if keywords - declared:
+            problems.append(f"keyword(s) {', '.join(sorted(keywords - declared))} missing from its options")
+        if problems:
+            raise AssertionError("; ".join(problems) + " (zoo info and --optimizer NAME:k=v use them)")
+        return f"options: {', '.join(sorted(declared)) or 'none'}"
+
+    def builds(self) -> str:
+        model = self.problem()[0]
+        optimizer = self.build(model, 1e-2)
+        tensors = sum(len(g["params"]) for g in optimizer.param_groups)
+        return f"{type(optimizer).__name__}, {tensors} tensors in {len(optimizer.param_groups)} group(s)"
+
+    def fits(self) -> str:
+        import math
+
+        tried = []
+        for lr in self.learning_rates:
+            model, x, target = self.problem()
+            optimizer = self.build(model, lr)
+            losses = [self.step(model, optimizer, x, target) for _ in range(self.steps)]
+            last = losses[-1]
+            if all(math.isfinite(v) for v in losses) and last < 0.9 * losses[0]:
+                return f"loss {losses[0]:.3g} → {last:.3g} in {self.steps} steps at lr {lr:g}"
+            tried.append(f"{losses[0]:.3g} → {last:.3g} at lr {lr:g}")
+        raise AssertionError(
+            f"the regression loss did not fall by 10% in {self.steps} steps: {'; '.join(tried)}"
+        )
+
+    def round_trip(self) -> str:
+        import io
+
+        import torch
+
+        model, x, target = self.problem()
+        optimizer = self.build(model, 1e-2)
+        for _ in range(3):
+            self.step(model, optimizer, x, target)
+        buffer = io.BytesIO()
+        torch.save(optimizer.state_dict(), buffer)
+        buffer.seek(0)
+        try:
+            state = torch.load(buffer, weights_only=True)
+        except Exception as exc:  # what torch.load refuses in a checkpoint's last.pt
+            raise AssertionError(
+                f"its state dict does not load with weights_only=True: {one_line(exc)}"
+            ) from exc
+        twin = copy.deepcopy(model)
+        resumed = self.build(twin, 1e-2)
+        resumed.load_state_dict(state)
+        self.step(model, optimizer, x, target)
+        self.step(twin, resumed, x, target)
+        if not all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters(), strict=True)):
+            raise AssertionError("a step after load_state_dict differs from the uninterrupted one")
+        return "saved, loaded with weights_only=True: the next step is the same"
+
+    def refuses_vectors(self) -> str:
+        import torch
+
+        vector = torch.zeros(3, requires_grad=True)
+        try:
+            self.entry.load()([{"params": [vector], "lr": 1e-2, "weight_decay": 0.0}], lr=1e-2)
+        except ValueError:
+            return "a 1-D tensor is refused with a ValueError"
+        raise AssertionError("declares matrices_only but takes a 1-D tensor without a ValueError")
+
+    def others(self) -> str:
+        from zoo_core.train.optim import parse_optimizer_spec
+
+        spec = contracts.others_optimizer(self.entry.meta)
+        other = self.catalog.optimizers.get(parse_optimizer_spec(spec)[0])
+        if contracts.matrices_only(other.meta):
+            raise AssertionError(
+                f"others names {other.name!r}, itself matrices_only: biases would find no home"
+            )
+        return f"biases and norms go to {spec}"
+
+
+def optimizer_checks(entry: Entry, catalog: Catalog) -> Iterator[Check]:
+    yield run_check(entry, "metadata", lambda: _metadata(entry))
+    imported = run_check(entry, "builder imports", lambda: _imports(entry))
+    yield imported
+    if not imported.ok:
+        return
+    o = _OptimizerChecks(entry, catalog)
+    yield run_check(entry, "signature and options", o.options)
+    yield run_check(entry, "builds over zoo's parameter groups", o.builds)
+    yield run_check(entry, "fits a regression", o.fits)
+    yield run_check(entry, "state dict round trip", o.round_trip)
+    if o.matrices_only:
+        yield run_check(entry, "refuses 1-D tensors", o.refuses_vectors)
+        yield run_check(entry, "others", o.others)
+
+
 # -- whole plugins ----------------------------------------------------------------------------------------
 
 
@@ -491,6 +652,8 @@ def entry_checks(catalog: Catalog, kind: str, name: str, root: Path | None = Non
         yield from model_checks(entry)
     elif kind == "dataset":
         yield from dataset_checks(entry, root)
+    elif kind == "optimizer":
+        yield from optimizer_checks(entry, catalog)
     else:
         yield from augmentation_checks(entry, catalog)
 
@@ -502,7 +665,7 @@ def check_plugin(catalog: Catalog, plugin: str, root: Path | None = None) -> Ite
         raise BadInputError(f"No plugin {plugin!r} is installed (see: zoo plugins)")
     for error in known[plugin].errors:
         yield Check(f"plugin {plugin}", error.stage, FAIL, error.message)
-    for kind in ("model", "dataset", "augmentation"):
+    for kind in KINDS:
         for name in catalog.registry(kind).names(plugin=plugin):
             yield from entry_checks(catalog, kind, name, root)
 

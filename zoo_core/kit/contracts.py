@@ -16,6 +16,11 @@ an entry that trains. DESIGN.md states the same contracts in words:
 - **Batch augmentation**: ``builder(*, num_classes, **options)`` returns ``aug(x, y, generator=None)``;
   ``x`` float (N, C, H, W) keeps its shape, ``y`` int64 labels (N,) or soft targets (N, num_classes) whose
   rows sum to 1 come back as either.
+- **Optimizer**: ``builder(param_groups, *, lr, **options) -> torch.optim.Optimizer``; ``param_groups`` is
+  what torch's optimizers take (zoo passes a list of dicts with ``params``, ``lr`` and ``weight_decay``),
+  each option a keyword named in the ``options`` metadata. A ``matrices_only`` optimizer is given only
+  tensors of two or more dimensions (matrices, convolution filters) and refuses others with a ValueError;
+  zoo gives those to the optimizer its ``others`` metadata names (default ``adamw``).
 
 Functions raise ``ContractError`` (exit 1: the plugin is at fault, not the user) with a message that names
 what was expected and what came.
@@ -333,10 +338,83 @@ def check_augmented(
     return out_x, out_y, kind
 
 
+# -- optimizers -------------------------------------------------------------------------------------------
+
+OPTIMIZER_RESERVED = ("param_groups", "lr")  # set by zoo for every optimizer, never by a spec's options
+OPTIMIZER_FROM_RUN = ("momentum", "nesterov")  # the run's --momentum/--nesterov, where the builder takes them
+DEFAULT_OTHERS = "adamw"
+
+
+def matrices_only(meta: Mapping[str, Any]) -> bool:
+    """Whether the optimizer takes only tensors of two or more dimensions (``matrices_only`` metadata)."""
+    return bool(meta.get("matrices_only", False))
+
+
+def others_optimizer(meta: Mapping[str, Any]) -> str:
+    """The spec of the optimizer that trains what a ``matrices_only`` one does not take."""
+    return str(meta.get("others") or DEFAULT_OTHERS)
+
+
+def split_matrices(params: Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(the tensors of two or more dimensions, the rest): what a ``matrices_only`` optimizer takes and what
+    goes to its ``others``."""
+    return [p for p in params if p.ndim >= 2], [p for p in params if p.ndim < 2]
+
+
+def optimizer_options(meta: Mapping[str, Any], where: str = "the optimizer's options") -> dict[str, str]:
+    """The ``options`` metadata: option name → a description (shown by ``zoo info``)."""
+    options = meta.get("options")
+    if not isinstance(options, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in options.items()
+    ):
+        raise ContractError(f"{where} must be a dict of option name → description, got {options!r:.80}")
+    return dict(options)
+
+
+def optimizer_keywords(builder: Any, where: str = "the optimizer builder") -> tuple[set[str], bool]:
+    """The options ``builder`` takes besides its parameter groups and ``lr``, and whether it takes
+    ``**options``, after checking its signature: ``builder(param_groups, *, lr, **options)``."""
+    try:
+        parameters = list(inspect.signature(builder).parameters.values())
+    except (TypeError, ValueError):
+        raise ContractError(f"{where} has no signature to read") from None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not parameters or parameters[0].kind not in positional:
+        raise ContractError(
+            f"{where} must take the parameter groups first: builder(param_groups, *, lr, ...)"
+        )
+    rest = parameters[1:]
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    named = {p.name: p for p in rest if p.kind in keyword}
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in rest)
+    if "lr" not in named and not open_ended:
+        raise ContractError(f"{where} must take the keyword lr: builder(param_groups, *, lr, ...)")
+    options = set(named) - set(OPTIMIZER_RESERVED)
+    required = sorted(name for name in options if named[name].default is inspect.Parameter.empty)
+    if required:
+        raise ContractError(f"{where}: every option needs a default; {', '.join(required)} has none")
+    return options, open_ended
+
+
+def check_optimizer(obj: Any, params: Sequence[torch.Tensor], where: str = "the optimizer builder") -> Any:
+    """What an optimizer builder returned: a ``torch.optim.Optimizer`` over exactly ``params``."""
+    import torch
+
+    if not isinstance(obj, torch.optim.Optimizer):
+        raise ContractError(f"{where} must return a torch.optim.Optimizer, got {type(obj).__name__}")
+    held = {id(p) for group in obj.param_groups for p in group["params"]}
+    if held != {id(p) for p in params}:
+        raise ContractError(f"{where}: the optimizer holds {len(held)} tensors, not the {len(params)} given")
+    return obj
+
+
 __all__ = [
     "DEFAULT_INPUT_SIZE",
     "DEFAULT_NUM_CLASSES",
+    "DEFAULT_OTHERS",
     "IN_MEMORY",
+    "OPTIMIZER_FROM_RUN",
+    "OPTIMIZER_RESERVED",
     "REQUIRED_META",
     "SPLITS",
     "STREAMED",
@@ -347,6 +425,7 @@ __all__ = [
     "check_decoded_batch",
     "check_labels",
     "check_logits",
+    "check_optimizer",
     "check_sample",
     "check_soft_targets",
     "count_params",
@@ -354,10 +433,15 @@ __all__ = [
     "dataset_kind",
     "decodes_on_device",
     "is_in_memory",
+    "matrices_only",
     "missing_metadata",
     "model_input_size",
     "model_num_classes",
     "module_input_size",
+    "optimizer_keywords",
+    "optimizer_options",
+    "others_optimizer",
+    "split_matrices",
     "target_kind",
 ]
 

@@ -37,6 +37,7 @@ __all__ = [
     "check_augmentation",
     "check_dataset",
     "check_model",
+    "check_optimizer",
     "check_plugin",
     "train_smoke",
 ]
@@ -78,6 +79,15 @@ def check_augmentation(name: str) -> list[Check]:
     ones summing to 1, only where ``soft_targets`` is declared), batches of 1, 7 and 8, the same output for
     the same seed, and the same on CUDA when a device is there."""
     return _raise_on_failure(list(entry_checks(get_catalog(), "augmentation", name)))
+
+
+def check_optimizer(name: str) -> list[Check]:
+    """A registered optimizer, built as ``--optimizer`` builds it over zoo's parameter groups of a tiny
+    regression: signature ``(param_groups, *, lr, **options)`` with every option in its ``options`` metadata,
+    the loss falls within 20 steps, the state dict survives ``torch.save``/``torch.load(weights_only=True)``
+    with the next step unchanged; a ``matrices_only`` one refuses 1-D tensors and names ``others`` that
+    take them."""
+    return _raise_on_failure(list(entry_checks(get_catalog(), "optimizer", name)))
 
 
 def check_plugin(name: str, root: str | Path | None = None) -> list[Check]:
