@@ -1,9 +1,9 @@
 """``zoo new-plugin NAME``: a plugin package that passes ``zoo check`` and its own tests as generated.
 
 The skeleton holds one of each kind of entry — a small CNN, a procedurally drawn data set (stripes, two
-classes: nothing to download) and a batch augmentation (Gaussian noise) — so an author edits working code
-rather than a blank page. Names follow DESIGN.md: distribution ``zoo-<x>``, module ``zoo_<x>``, entry point
-``<x>``.
+classes: nothing to download), a batch augmentation (Gaussian noise) and an optimizer (Lion, Chen et al.
+2023: the sign of an interpolated momentum) — so an author edits working code rather than a blank page.
+Names follow DESIGN.md: distribution ``zoo-<x>``, module ``zoo_<x>``, entry point ``<x>``.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ def new_plugin(name: str, directory: str | Path = ".") -> Path:
         f"{names.module}/models.py": MODELS,
         f"{names.module}/datasets.py": DATASETS,
         f"{names.module}/augmentations.py": AUGMENTATIONS,
+        f"{names.module}/optimizers.py": OPTIMIZERS,
         f"tests/test_{names.module}.py": TESTS,
     }
     for relative, template in files.items():
@@ -84,7 +85,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "$dist"
 version = "0.1.0"
-description = "A zoo plugin: models, data sets and augmentations for `zoo train`."
+description = "A zoo plugin: models, data sets, augmentations and optimizers for `zoo train`."
 readme = "README.md"
 requires-python = ">=3.11"
 dependencies = ["zoo-models", "torch>=2.4"]
@@ -120,13 +121,15 @@ A plugin for zoo. It registers:
 | model | `$prefix-net` | `$module/models.py` — a two-layer CNN |
 | data set | `$prefix-stripes` | `$module/datasets.py` — horizontal or vertical stripes, drawn (no download) |
 | augmentation | `$prefix-noise` | `$module/augmentations.py` — Gaussian noise on a whole batch |
+| optimizer | `$prefix-lion` | `$module/optimizers.py` — Lion (Chen et al. 2023): sign of a blended momentum |
 
 ```bash
 pip install -e ".[test]"
 zoo list '$prefix-*'                  # the entries, beside zoo's built-ins
 zoo check $x                          # zoo's conformance checks of every entry
-pytest                                # this package's tests (zoo_core.testing)
+pytest                                # this package's tests (zoo_core.kit.testing)
 zoo train $prefix-stripes $prefix-net --aug $prefix-noise:sigma=0.2
+zoo train $prefix-stripes $prefix-net --optimizer $prefix-lion:beta2=0.98 --lr 1e-3
 ```
 
 Keep `$module/__init__.py` free of torch: `zoo list` imports it. Builders are named there as
@@ -188,6 +191,20 @@ def register_augmentations(registry):
             "sigma": "noise standard deviation (default 0.1)",
             "p": "probability per image (default 0.5)",
         },
+    )
+
+
+@hookimpl
+def register_optimizers(registry):
+    registry.register(
+        "$prefix-lion",
+        "$module.optimizers:lion",
+        summary="Lion (Chen et al. 2023): steps by the sign of an interpolated momentum",
+        options={  # every keyword of the builder but param_groups and lr; `zoo check $x` compares them
+            "beta1": "weight of the momentum in the step's sign (default 0.9)",
+            "beta2": "decay of the momentum itself (default 0.99)",
+        },
+        matrices_only=False,  # True: zoo gives it only tensors of 2+ dimensions, the rest to `others`
     )
 '''
 
@@ -291,6 +308,65 @@ def noise(*, num_classes: int, sigma: float = 0.1, p: float = 0.5) -> Noise:
     return Noise(sigma, p)
 '''
 
+OPTIMIZERS = '''\
+"""The optimizer builders: ``builder(param_groups, *, lr, **options) -> torch.optim.Optimizer``.
+
+``param_groups`` is what torch's optimizers take: zoo passes dicts with ``params``, ``lr`` and
+``weight_decay`` (no decay on biases and norms). Keep every value in the state dict a tensor or a plain value:
+a checkpoint is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+
+class Lion(torch.optim.Optimizer):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"): each weight moves by ±lr,
+    the sign of a blend of its momentum and the new gradient; one state tensor per weight (AdamW keeps two).
+    Its learning rate is typically 3–10× smaller than AdamW's, its weight decay as much larger."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+    ) -> None:
+        if lr < 0 or not all(0 <= b < 1 for b in betas) or weight_decay < 0:
+            raise ValueError(f"lr >= 0, betas in [0, 1), weight_decay >= 0: {lr}, {betas}, {weight_decay}")
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                state = self.state[param]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(param)
+                momentum = state["exp_avg"]
+                update = momentum.lerp(param.grad, 1 - beta1).sign_()
+                param.mul_(1 - group["lr"] * group["weight_decay"])  # decoupled, as in AdamW
+                param.add_(update, alpha=-group["lr"])
+                momentum.lerp_(param.grad, 1 - beta2)
+        return loss
+
+
+def lion(param_groups: Iterable[Any], *, lr: float, beta1: float = 0.9, beta2: float = 0.99) -> Lion:
+    """Lion (Chen et al. 2023): steps by the sign of an interpolated momentum."""
+    return Lion(param_groups, lr=lr, betas=(beta1, beta2))
+'''
+
 TESTS = '''\
 """$dist's tests: zoo's conformance kit (what `zoo check $x` runs) and one real epoch of training."""
 
@@ -299,7 +375,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import torch
 from zoo_core.kit.testing import check_plugin, train_smoke
+
+from $module.optimizers import lion
 
 
 def test_registration_never_imports_torch():
@@ -313,6 +392,19 @@ def test_every_entry_honours_the_contracts():
 
 
 def test_one_epoch_trains():
-    metrics = train_smoke("$prefix-stripes", "$prefix-net", augs=["$prefix-noise:p=1.0"])
+    metrics = train_smoke(
+        "$prefix-stripes", "$prefix-net", augs=["$prefix-noise:p=1.0"], optimizer="$prefix-lion", lr=1e-3
+    )
     assert metrics["epoch"] == 1
+
+
+def test_lion_steps_by_the_sign_of_the_blended_momentum():
+    weight = torch.zeros(3, requires_grad=True)
+    optimizer = lion([{"params": [weight], "lr": 0.1, "weight_decay": 0.0}], lr=0.1, beta1=0.5, beta2=0.75)
+    weight.grad = torch.tensor([2.0, -3.0, 0.0])
+    optimizer.step()  # no momentum yet: the gradient's sign
+    assert torch.allclose(weight, torch.tensor([-0.1, 0.1, 0.0]))
+    weight.grad = torch.tensor([-1.0, -1.0, 1.0])  # momentum now 0.25·g1 = (0.5, -0.75, 0)
+    optimizer.step()  # sign(0.5·m + 0.5·g2) = sign(-0.25, -0.875, 0.5)
+    assert torch.allclose(weight, torch.tensor([0.0, 0.2, -0.1]))
 '''
