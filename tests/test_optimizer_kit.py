@@ -35,8 +35,9 @@ class Pickled(torch.optim.SGD):
 
     def step(self, closure=None):
         super().step(closure)
-        for p in self.state:
-            self.state[p]["when"] = Ascent  # a class: not a tensor nor a plain value
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["kind"] = Ascent  # a class: not a tensor nor a plain value
 
 
 def leaky(param_groups, *, lr):
