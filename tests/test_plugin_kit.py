@@ -343,9 +343,12 @@ def test_the_generated_plugin_passes_zoo_check_and_its_own_tests(run_zoo, tmp_pa
     install_offline(package, target=site)
     check = run_zoo("check", "demo", site=site, timeout=600)
     assert check.returncode == 0, check.stdout
+    kinds = {entry.split()[0] for entry, _ in _rows(check.stdout)}
+    assert kinds == {"model", "dataset", "augmentation", "optimizer"}  # one of each kind, each checked
+    assert ("optimizer demo-lion", "fits a regression") in _rows(check.stdout)
     own = _own_tests(package, site)
     assert own.returncode == 0, own.stdout + own.stderr
-    assert "3 passed" in own.stdout
+    assert "4 passed" in own.stdout
 
 
 # -- the example package ------------------------------------------------------------------------------------

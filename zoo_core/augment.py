@@ -96,7 +96,7 @@ def soft_targets(y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """
     import torch.nn.functional as F
 
-    from zoo_core.contracts import target_kind
+    from zoo_core.kit.contracts import target_kind
 
     if target_kind(y, y.shape[0] if y.ndim else 0, num_classes) == "labels":
         return F.one_hot(y, num_classes).float()

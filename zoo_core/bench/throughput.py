@@ -20,12 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo_core import contracts
 from zoo_core import device as zdevice
 from zoo_core.allocator import keep_freed_memory
 from zoo_core.bench.peaks import achieved_tflops, mfu, peak_tflops
 from zoo_core.catalog import get_catalog
 from zoo_core.errors import BadInputError
+from zoo_core.kit import contracts
 from zoo_core.plugins import one_line
 from zoo_core.progress import Phase
 

@@ -1,4 +1,5 @@
-"""``zoo check PLUGIN``: the conformance checks of one plugin's entries, as ``zoo_core.testing`` runs them."""
+"""``zoo check PLUGIN``: the conformance checks of one plugin's entries, as ``zoo_core.kit.testing``
+runs them."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from zoo_core.cli.common import echo_json
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check_command(plugin: str, data_dir: Path | None, as_json: bool) -> None:
-    """Check that PLUGIN's entries honour zoo's contracts, exactly as zoo_core.testing does.
+    """Check that PLUGIN's entries honour zoo's contracts, exactly as zoo_core.kit.testing does.
 
     \b
     models         metadata, builder import, declared params and input_size against the built
@@ -31,11 +32,14 @@ def check_command(plugin: str, data_dir: Path | None, as_json: bool) -> None:
                    classes in both, one batch through the training loader
     augmentations  shape kept, targets (soft ones summing to 1), batches of 1/7/8, seeded
                    repeat, CUDA when there is a device
+    optimizers     metadata (options), signature (param_groups, *, lr, **options) with every
+                   option declared, built over zoo's parameter groups, a regression loss falls,
+                   state dict round trip (weights_only); matrices_only: 1-D refused, others
 
     Prints a table with the reason for every failure; exits 1 if any check fails, else 0.
     PLUGIN is an entry-point name from `zoo plugins` (e.g. builtin.models).
     """
-    from zoo_core.conformance import check_plugin, format_table
+    from zoo_core.kit.conformance import check_plugin, format_table
 
     checks = list(check_plugin(get_catalog(), plugin, root=data_dir))
     if as_json:

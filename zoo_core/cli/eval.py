@@ -66,8 +66,8 @@ def eval_command(
     """
     from zoo_core import create_dataset, get_catalog
     from zoo_core.confusion import format_confusion, save_confusion_png
-    from zoo_core.contracts import dataset_input_size
     from zoo_core.data.loader import make_loader
+    from zoo_core.kit.contracts import dataset_input_size
     from zoo_core.out_of_memory import memory_error, said_in_one_line
     from zoo_core.progress import track
     from zoo_core.train.checkpoint import load_model, resolve_checkpoint

@@ -182,7 +182,7 @@ def count_params(entry: Entry) -> int:
     """Parameters of a model at its registered defaults, built on the meta device: nothing is allocated."""
     import torch
 
-    from zoo_core import contracts
+    from zoo_core.kit import contracts
 
     input_size = contracts.model_input_size(entry.meta, f"model {entry.name!r}: input_size")
     with torch.device("meta"):

@@ -22,13 +22,13 @@ def new_plugin_command(name: str, directory: Path) -> None:
 
     It holds a pyproject.toml with the `zoo.plugins` entry point, a registration module that never
     imports torch, one model, one data set (drawn, nothing to download) and one batch augmentation, a
-    README and a test that runs zoo_core.testing. As generated it passes `zoo check NAME` and its tests.
+    README and a test that runs zoo_core.kit.testing. As generated it passes `zoo check NAME` and its tests.
 
     \b
     Example:
       zoo new-plugin foo && pip install -e "./zoo-foo[test]" && zoo check foo && pytest zoo-foo
     """
-    from zoo_core.scaffold import new_plugin, plugin_names
+    from zoo_core.kit.scaffold import new_plugin, plugin_names
 
     names = plugin_names(name)
     root = new_plugin(name, directory)

@@ -60,7 +60,7 @@ def parse_param_groups(specs: tuple[str, ...]) -> list[dict[str, Any]] | None:
 
 def check_dataset_option(dataset: str, option: str, key: str) -> None:
     from zoo_core.catalog import get_catalog
-    from zoo_core.contracts import takes_keyword
+    from zoo_core.kit.contracts import takes_keyword
 
     if not takes_keyword(get_catalog().datasets.get(dataset).load(), key):
         raise BadInputError(f"Dataset {dataset!r} does not take {option}")

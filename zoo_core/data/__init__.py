@@ -1,7 +1,7 @@
 """Data: from files to normalized batches on the training device, one concern per module.
 
 - ``dataset``: the in-memory data set (``InMemoryDataset``) and its sizes; the streamed one's contract is
-  ``zoo_core.contracts.StreamedDataset``.
+  ``zoo_core.kit.contracts.StreamedDataset``.
 - ``decode``: the one decoder, an image file's bytes to the pixels a viewer sees (every reader uses it).
 - ``ops``: batched kernels on the device: the geometric rules (``resize_region``, ``center_crop``,
   ``resized_crop``), flips, padded crops, the one ``normalize``.

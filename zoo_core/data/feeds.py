@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from zoo_core import contracts
 from zoo_core.data import ops
 from zoo_core.data.ops import random_window
 from zoo_core.data.order import FLIP_STREAM, Order, ShardSampler, mix, shard_order, shard_size
@@ -21,6 +20,7 @@ from zoo_core.data.plan import crops_in_workers
 from zoo_core.data.transform import Augment, BatchTransform
 from zoo_core.data.workers import _collate_channels_last, _collate_encoded, _Encoded, _WorkerAugment
 from zoo_core.errors import ZooError
+from zoo_core.kit import contracts
 from zoo_core.progress import track
 
 Batch = tuple[torch.Tensor, torch.Tensor]

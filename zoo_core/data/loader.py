@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from zoo_core import contracts
 from zoo_core.data.feeds import Batch, DeviceLoader, StreamLoader, default_workers, loader_options
 from zoo_core.data.order import FLIP_STREAM, Order, ShardSampler, mix, shard_order, shard_size
 from zoo_core.data.plan import FeedPlan, plan_feed
 from zoo_core.data.stats import channel_stats
 from zoo_core.data.transform import Augment, BatchTransform
 from zoo_core.data.workers import _TensorPairs
+from zoo_core.kit import contracts
 from zoo_core.progress import track
 
 __all__ = [

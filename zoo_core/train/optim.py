@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import BadInputError
+from zoo_core.kit import contracts
 
 if TYPE_CHECKING:  # torch is imported by the functions that use it: TrainConfig validates specs without it
     import torch
@@ -122,10 +123,10 @@ def make_optimizer(model: nn.Module, cfg: Any, catalog: Any = None) -> torch.opt
         spec = group.pop("optimizer", None) or cfg.optimizer
         entry = catalog.optimizers.get(parse_optimizer_spec(spec)[0])
         parts = {spec: group["params"]}
-        if entry.meta.get("matrices_only"):
-            others = entry.meta.get("others", "adamw")
-            parts = {spec: [p for p in group["params"] if p.ndim >= 2]}
-            parts[others] = parts.get(others, []) + [p for p in group["params"] if p.ndim < 2]
+        if contracts.matrices_only(entry.meta):
+            matrices, rest = contracts.split_matrices(group["params"])
+            parts = {spec: matrices}
+            parts.setdefault(contracts.others_optimizer(entry.meta), []).extend(rest)
         for part_spec, params in parts.items():
             if params:
                 by_spec.setdefault(part_spec, []).append({**group, "params": params})
@@ -150,17 +151,18 @@ def build_optimizer(spec: str, groups: list[dict[str, Any]], cfg: Any, catalog: 
     builder = entry.load()
     label = f"Optimizer {entry.name!r}"
     parameters, _ = builder_parameters(builder)
-    run = {"momentum": cfg.momentum, "nesterov": cfg.nesterov}
+    run = {key: getattr(cfg, key, None) for key in contracts.OPTIMIZER_FROM_RUN}
     kwargs = {k: v for k, v in run.items() if k in parameters and v is not None}
     kwargs |= bind_options(
-        label, builder, options, raw, reserved=("lr", "param_groups"), reserved_why="set by zoo"
+        label, builder, options, raw, reserved=contracts.OPTIMIZER_RESERVED, reserved_why="set by zoo"
     )
     try:
-        return builder(groups, lr=cfg.lr, **kwargs)
+        optimizer = builder(groups, lr=cfg.lr, **kwargs)
     except ValueError as exc:  # the builder's or torch's own check of a value
         patterns = ", ".join(sorted({g["pattern"] for g in groups if "pattern" in g}))
         where = f" (parameter group {patterns})" if patterns else ""
         raise BadInputError(f"{label}{where}: {exc}") from exc
+    return contracts.check_optimizer(optimizer, [p for g in groups for p in g["params"]], label)
 
 
 def parse_schedule(spec: str) -> tuple[str, dict[str, float]]:
