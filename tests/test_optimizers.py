@@ -120,7 +120,9 @@ def test_a_bad_group_spec_names_the_group(lenet):
     ],
 )
 def test_zoo_train_refuses_a_bad_optimizer_with_exit_2_and_one_line(run_zoo, tmp_path, args, message):
-    result = run_zoo("train", "digits", "lenet", *args, "--epochs", "1", "--out", str(tmp_path / "run"))
+    result = run_zoo(
+        "train", "digits", "lenet", *args, "--epochs", "1", "--out", str(tmp_path / "run"), timeout=600
+    )
     assert result.returncode == 2, result.stderr
     [error] = [line for line in result.stderr.splitlines() if not line.startswith("zoo: ")]  # not progress
     assert error.startswith("Error: ") and message in error and "Traceback" not in result.stderr
