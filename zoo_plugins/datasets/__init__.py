@@ -155,3 +155,14 @@ def register_datasets(registry):
         default_model="resnet18",
         download=False,
     )
+    registry.register_namespace(
+        "tv",
+        "zoo_plugins.datasets.torchvision_sets:tv",
+        lister="zoo_plugins.datasets.torchvision_names:list_names",
+        describe="zoo_plugins.datasets.torchvision_names:describe",
+        summary="torchvision's classification data sets (tv/<name>) in torchvision's layout under --data-dir",
+        num_classes=None,
+        input_size=None,
+        splits=SPLITS,
+        download=True,
+    )
