@@ -166,3 +166,18 @@ def register_datasets(registry):
         splits=SPLITS,
         download=True,
     )
+    registry.register(
+        "hf",
+        "zoo_plugins.datasets.hf:hf",
+        summary="A Hugging Face data set: save_to_disk folder or {split}-*.parquet at --data-dir, or "
+        "--dataset-arg name=ORG/NAME (needs zoo-models[hf])",
+        num_classes=None,
+        input_size=None,
+        mean=None,
+        std=None,
+        splits=SPLITS,
+        recipe=IMAGEFOLDER_RECIPE,
+        notes=IMAGEFOLDER_NOTES,
+        default_model="resnet18",
+        download=False,
+    )
