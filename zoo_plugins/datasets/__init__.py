@@ -181,3 +181,18 @@ def register_datasets(registry):
         default_model="resnet18",
         download=False,
     )
+    registry.register(
+        "wds",
+        "zoo_plugins.datasets.wds:wds",
+        summary="WebDataset tar shards {split}-*.tar at --data-dir, or --dataset-arg urls=PATTERN (paths, "
+        "http(s), pipe:), streamed shard by shard (needs zoo-models[wds])",
+        num_classes=None,
+        input_size=None,
+        mean=None,
+        std=None,
+        splits=SPLITS,
+        recipe=IMAGEFOLDER_RECIPE,
+        notes=IMAGEFOLDER_NOTES,
+        default_model="resnet18",
+        download=False,
+    )

@@ -84,6 +84,7 @@ def open_split(root: Path | None, split: str, name: str | None, download: bool) 
     """The ``datasets.Dataset`` of ``split``: the hub's ``name``, else what ``root`` holds."""
     import datasets
 
+    datasets.disable_progress_bars()  # zoo's own progress lines say what is read
     if name is not None:
         try:
             return datasets.load_dataset(name, split=split)
