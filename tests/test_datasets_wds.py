@@ -126,7 +126,7 @@ def test_crops_cut_in_the_workers_keep_the_model_size(shards):
     data = read(shards[0], image_size=12)
     loader = make_loader(data, batch_size=4, device="cpu", train=True, num_workers=2, resized_crop=True)
     assert loader.augment_in_workers
-    x, y = next(iter(loader))
+    x, _ = next(iter(loader))
     assert x.shape == (4, 3, 12, 12) and x.dtype == torch.float32
 
 

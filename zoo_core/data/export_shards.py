@@ -29,8 +29,7 @@ def samples_of(dataset: Any) -> Iterator[tuple[Any, int]]:
     """Every (uint8 C×H×W image, label) of a data set in its order: in memory, read shard by shard, or
     indexed."""
     if contracts.is_in_memory(dataset):
-        for image, label in zip(dataset.images, dataset.labels.tolist(), strict=True):
-            yield image, label
+        yield from zip(dataset.images, dataset.labels.tolist(), strict=True)
     elif contracts.is_sharded(dataset):
         for shard, size in enumerate(dataset.shard_sizes):
             for item in dataset.samples(shard, 0, size):

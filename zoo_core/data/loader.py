@@ -6,8 +6,8 @@ In-memory data sets (uint8 N×C×H×W) move to the device once (``DeviceLoader``
 DataLoader workers with pinned memory and then take the same on-device steps (``StreamLoader``). Where each
 concern lives: ``decode`` (image files to pixels), ``ops`` (batched kernels, the geometric rules, the one
 normalize), ``order`` (every seed, the shards, the sampler), ``transform`` (``Augment``, ``BatchTransform``),
-``feeds`` (the loaders; ``shard_feed`` and ``shard_plan`` for sets read shard by shard), ``workers`` (the DataLoader side), ``memory`` (the memory plan), ``stats`` (channel
-statistics).
+``feeds`` (the loaders), ``shard_plan`` and ``shard_feed`` (data sets read shard by shard), ``workers`` (the
+DataLoader side), ``memory`` (the memory plan), ``stats`` (channel statistics).
 """
 
 from __future__ import annotations
