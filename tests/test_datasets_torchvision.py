@@ -66,8 +66,8 @@ def test_listing_tv_imports_neither_torch_nor_torchvision():
     assert "HEAVY []" in out.stdout
 
 
-def write_fashionmnist(root: Path) -> dict:
-    raw = root / "FashionMNIST" / "raw"
+def write_fashionmnist(root: Path, folder: str = "FashionMNIST") -> dict:
+    raw = root / folder / "raw"
     raw.mkdir(parents=True)
     rng = np.random.default_rng(0)
     written = {}
