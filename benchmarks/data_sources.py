@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagefolder_stream import CLASSES, make_tree, time_round, torchvision_batches, zoo_batches  # noqa: E402
+from imagefolder_stream import CLASSES, make_tree, time_round, torchvision_batches, zoo_batches
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PER_FILE = 1000  # photos a shard or parquet file
@@ -149,11 +149,10 @@ def machine() -> dict:
     from zoo_core.bench.report import cpu_name
     from zoo_core.device import cpu_capability
 
-    flags = ""
     try:
         flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
-        pass
+    except OSError:  # no lscpu: the capability torch reports still says it
+        flags = ""
     found = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f" {f}" in flags]
     return {
         "cpu": cpu_name(),
@@ -174,10 +173,12 @@ def render(doc: dict) -> str:
         f"(torch's CPU capability: {m['capability']}), torch {m['torch']}; load average "
         f"{', '.join(map(str, m['load_average']))} at the start, {', '.join(map(str, doc['load_after']))} at "
         "the end. **The machine was shared** with other CPU work (this ran under `nice -n 19`): the figures "
-        "are lower and noisier than an idle machine's, the ratios between sources less so (alternating rounds).",
+        "are lower and noisier than an idle machine's, the ratios between sources less so (alternating "
+        "rounds).",
         f"- Command: `{doc['command']}`",
         f"- {doc['images']:,} JPEG photos (300–500 px, quality 90, {CLASSES} classes) — the issue asks for "
-        f"20,000; fewer were used on this shared machine — read at {doc['size']}×{doc['size']} ImageNet-style, "
+        f"20,000; fewer were used on this shared machine — read at {doc['size']}×{doc['size']} "
+        "ImageNet-style, "
         f"batch {doc['batch']}, {doc['workers']} workers, {doc['rounds']} alternating rounds of "
         f"{doc['batches']} timed batches after {doc['warmup']}. Per-round rows: "
         f"[{doc['rows']}]({doc['rows']}).",
@@ -192,9 +193,14 @@ def render(doc: dict) -> str:
             lines.append(f"| {name} | {t[name]['median']:.0f} | {ratio:.2f}× | {rounds} |")
     lines += ["", "Goal: wds ≥ 1.5× torchvision."]
     if len(doc["rss"]) > 1:
-        lines += ["", f"Peak RSS of a process training {doc['rss_steps']} batches from the shards into a one-layer "
-                  "model (its own; its workers' largest):", "", "| photos | process MB | a worker MB |",
-                  "|---:|---:|---:|"]  # fmt: skip
+        lines += [
+            "",
+            f"Peak RSS of a process training {doc['rss_steps']} batches from the shards into a one-layer "
+            "model (its own; its workers' largest):",
+            "",
+            "| photos | process MB | a worker MB |",
+            "|---:|---:|---:|",
+        ]
         for r in doc["rss"]:
             lines.append(f"| {r['images']:,} | {r['self_kb'] / 1024:.0f} | {r['children_kb'] / 1024:.0f} |")
         first, last = doc["rss"][0], doc["rss"][-1]
@@ -243,20 +249,23 @@ def main() -> None:
         "rss": [], "rows": rows.name, "load_after": [],
     }  # fmt: skip
     shard_set = wds(root=shards, split="train", image_size=size)
+    rows_set = hf(root=parquet, split="train", image_size=size, data_mode="stream")
+    mean, std = shard_set.mean, shard_set.std
     loaders = {
         "imagefolder": zoo_batches(tree, size, batch, workers, "cpu", "imagenet"),
         "wds": zoo_source_batches(shard_set, batch, workers),
-        "hf": zoo_source_batches(hf(root=parquet, split="train", image_size=size, data_mode="stream"), batch, workers),
-        "torchvision": torchvision_batches(tree, size, batch, workers, "cpu", shard_set.mean, shard_set.std, "imagenet"),
-    }  # fmt: skip
+        "hf": zoo_source_batches(rows_set, batch, workers),
+        "torchvision": torchvision_batches(tree, size, batch, workers, "cpu", mean, std, "imagenet"),
+    }
     rounds: dict[str, list[float]] = {name: [] for name in loaders}
     with rows.open("w") as sink:
         for r in range(args.rounds):
             for name, batches in loaders.items():
                 started = time.time()
                 rounds[name].append(time_round(batches, args.warmup, args.batches, "cpu"))
-                row = {"round": r + 1, "source": name, "img_per_s": round(rounds[name][-1], 1),
-                       "started": started, "load_average": [round(v, 2) for v in os.getloadavg()]}  # fmt: skip
+                load = [round(v, 2) for v in os.getloadavg()]
+                row = {"round": r + 1, "source": name, "img_per_s": round(rounds[name][-1], 1)}
+                row.update(started=started, load_average=load)
                 sink.write(json.dumps(row) + "\n")
                 sink.flush()
                 print(f"round {r + 1} {name}: {rounds[name][-1]:.0f} img/s", file=sys.stderr, flush=True)
