@@ -199,7 +199,8 @@ class HfImages(torch.utils.data.Dataset):
         """Per-channel mean and std of up to STATS_IMAGES evenly spaced rows (computed once)."""
         if self._stats is None:
             step = max(1, len(self) // STATS_IMAGES)
-            rows = track(range(0, len(self), step), f"channel statistics of {self.where} ({self.split})")
+            rows = range(0, len(self), step)[:STATS_IMAGES]
+            rows = track(rows, f"channel statistics of {self.where} ({self.split})")
             self._stats = channel_stats(torch.stack([self[i][0] for i in rows]))
         return self._stats
 
