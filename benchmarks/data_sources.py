@@ -187,7 +187,7 @@ def render(doc: dict) -> str:
         "|---|---:|---:|---|",
     ]
     for name in SOURCES:
-        if name in t:
+        if name in t and "torchvision" in t:
             ratio = t[name]["median"] / t["torchvision"]["median"]
             rounds = ", ".join(f"{v:.0f}" for v in t[name]["rounds"])
             lines.append(f"| {name} | {t[name]['median']:.0f} | {ratio:.2f}× | {rounds} |")
@@ -269,15 +269,21 @@ def main() -> None:
                 sink.write(json.dumps(row) + "\n")
                 sink.flush()
                 print(f"round {r + 1} {name}: {rounds[name][-1]:.0f} img/s", file=sys.stderr, flush=True)
-    doc["throughput"] = {n: {"median": statistics.median(v), "rounds": v} for n, v in rounds.items()}
+            save(doc, rounds, args.output)  # after each round: an interrupted run keeps what it measured
     for n in args.rss:
         doc["rss"].append(peak_rss(write_shards(tree_of(n), args.work / f"shards-{n}"), size, batch, workers,
                                    args.rss_steps))  # fmt: skip
         print(f"rss {n:,} photos: {doc['rss'][-1]}", file=sys.stderr, flush=True)
-    doc["load_after"] = [round(v, 2) for v in os.getloadavg()]
-    args.output.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
-    args.output.write_text(render(doc))
+        save(doc, rounds, args.output)
     print(f"wrote {args.output}", file=sys.stderr)
+
+
+def save(doc: dict, rounds: dict[str, list[float]], output: Path) -> None:
+    """The results so far, as .json and .md."""
+    doc["throughput"] = {n: {"median": statistics.median(v), "rounds": v} for n, v in rounds.items() if v}
+    doc["load_after"] = [round(v, 2) for v in os.getloadavg()]
+    output.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
+    output.write_text(render(doc))
 
 
 if __name__ == "__main__":
