@@ -192,6 +192,8 @@ def render(doc: dict) -> str:
             rounds = ", ".join(f"{v:.0f}" for v in t[name]["rounds"])
             lines.append(f"| {name} | {t[name]['median']:.0f} | {ratio:.2f}× | {rounds} |")
     lines += ["", "Goal: wds ≥ 1.5× torchvision."]
+    if doc.get("note"):
+        lines += ["", f"**Note.** {doc['note']}"]
     if len(doc["rss"]) > 1:
         lines += [
             "",
