@@ -96,19 +96,21 @@ class Namespace:
     summary: str = ""
     plugin: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    describe: Builder | None = None  # inner name -> {"summary": …, metadata…} of that one name
 
     def names(self) -> list[str]:
         return [f"{self.prefix}/{name}" for name in resolve(self.lister)()]
 
     def entry(self, kind: str, name: str) -> Entry:
         inner = name.split("/", 1)[1]
+        own = dict(resolve(self.describe)(inner)) if self.describe is not None else {}
         return Entry(
             name=name,
             kind=kind,
             builder=partial(_build_in_namespace, self.builder, inner),
-            summary=self.summary,
+            summary=own.pop("summary", self.summary),
             plugin=self.plugin,
-            meta=dict(self.meta),
+            meta={**self.meta, **own},
         )
 
 
@@ -175,9 +177,17 @@ class Registry:
         return builder
 
     def register_namespace(
-        self, prefix: str, builder: Builder, *, lister: Builder, summary: str = "", **meta: Any
+        self,
+        prefix: str,
+        builder: Builder,
+        *,
+        lister: Builder,
+        summary: str = "",
+        describe: Builder | None = None,
+        **meta: Any,
     ) -> None:
-        """Register dynamic names ``<prefix>/<name>``: ``builder(name, **kwargs)``, ``lister() -> names``."""
+        """Register dynamic names ``<prefix>/<name>``: ``builder(name, **kwargs)``, ``lister() -> names``;
+        ``describe(name) -> dict`` (optional) gives one name's own summary and metadata over ``meta``."""
         if not _NAME.fullmatch(prefix):
             raise ValueError(f"Invalid namespace {prefix!r}")
         if prefix in self._namespaces:
@@ -187,7 +197,8 @@ class Registry:
                 raise DuplicateNameError(message)
             self.conflicts.append((self._plugin, message))
             return
-        self._namespaces[prefix] = Namespace(prefix, builder, lister, summary, self._plugin, dict(meta))
+        namespace = Namespace(prefix, builder, lister, summary, self._plugin, dict(meta), describe)
+        self._namespaces[prefix] = namespace
 
     @contextmanager
     def owned_by(self, plugin: str) -> Iterator[None]:

@@ -39,6 +39,19 @@ def parse_key_values(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
     return out
 
 
+def split_pairs(arg: str) -> list[str]:
+    """``"image=img,label=y"`` → ``["image=img", "label=y"]``: a comma starts a new pair only where a
+    ``KEY=`` follows it, so a value may hold commas."""
+    pairs: list[str] = []
+    for part in arg.split(","):
+        key = part.partition("=")[0]
+        if pairs and ("=" not in part or not key.isidentifier()):
+            pairs[-1] += "," + part
+        else:
+            pairs.append(part)
+    return pairs
+
+
 def parse_param_groups(specs: tuple[str, ...]) -> list[dict[str, Any]] | None:
     """``("*.norm*.bias:lr_scale=64,weight_decay_scale=0.0156",)`` → the recipe's ``param_groups`` list.
 
@@ -230,6 +243,18 @@ def aug_specs(augs: tuple[str, ...]) -> list[str] | None:
 )
 @click.option("--model-arg", "model_args", multiple=True, metavar="KEY=VALUE", help="Extra model keyword.")
 @click.option(
+    "--dataset-arg",
+    "dataset_args",
+    multiple=True,
+    metavar="KEY=VALUE[,KEY=VALUE]",
+    help="Extra data set keyword(s), e.g. hf's name=ORG/NAME, image=COL, label=COL (zoo info DATASET).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="An unreadable image or damaged shard member is fatal (exit 2) instead of skipped by name.",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False), help="Run directory (default: runs/<time>-<data>-<model>)."
 )
 @click.option(
@@ -358,6 +383,13 @@ def requested_config(dataset: str, model: str, augs: tuple[str, ...], opts: dict
         if opts[key] and opts[key] not in ("auto", "workers"):
             check_dataset_option(dataset, option, key)
             dataset_kwargs[key] = opts[key]
+    if opts["strict"]:
+        check_dataset_option(dataset, "--strict", "strict")
+        dataset_kwargs["strict"] = True
+    pairs = tuple(p for arg in opts["dataset_args"] for p in split_pairs(arg))
+    for key, value in parse_key_values(pairs, "--dataset-arg").items():
+        check_dataset_option(dataset, f"--dataset-arg {key}", key)
+        dataset_kwargs[key] = value
     cfg = TrainConfig(
         dataset=dataset,
         model=model,

@@ -6,8 +6,8 @@ In-memory data sets (uint8 N×C×H×W) move to the device once (``DeviceLoader``
 DataLoader workers with pinned memory and then take the same on-device steps (``StreamLoader``). Where each
 concern lives: ``decode`` (image files to pixels), ``ops`` (batched kernels, the geometric rules, the one
 normalize), ``order`` (every seed, the shards, the sampler), ``transform`` (``Augment``, ``BatchTransform``),
-``feeds`` (the loaders), ``workers`` (the DataLoader side), ``memory`` (the memory plan), ``stats`` (channel
-statistics).
+``feeds`` (the loaders), ``shard_plan`` and ``shard_feed`` (data sets read shard by shard), ``workers`` (the
+DataLoader side), ``memory`` (the memory plan), ``stats`` (channel statistics).
 """
 
 from __future__ import annotations
@@ -77,6 +77,10 @@ def make_loader(
         mean, std = _statistics(dataset, in_memory)
     common = dict(batch_size=batch_size, device=device, mean=mean, std=std, train=train)
     common.update(augment=augment, order=order)
+    if not in_memory and contracts.is_sharded(dataset):  # read shard by shard (shard_plan)
+        from zoo_core.data.shard_feed import ShardLoader
+
+        return ShardLoader(dataset, num_workers=num_workers, augment_in_workers=augment_in_workers, **common)
     plan = _plan(dataset, in_memory, torch.device(device), train, augment, num_workers, augment_in_workers)
     if in_memory and plan.feed == "host" and not plan.crops_in_workers:  # not where the user would expect
         print(plan.line, file=sys.stderr, flush=True)

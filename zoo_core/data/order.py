@@ -89,6 +89,17 @@ def shard_size(n: int, drop_last: bool, world_size: int, rank: int = 0, pad: boo
     return math.ceil(n / world_size) if pad else len(range(rank, n, world_size))
 
 
+def batch_draws(
+    seed: int, n: int, stored: tuple[int, int], flip: bool
+) -> tuple[list[tuple[int, ...]], list[bool]]:
+    """The random resized crop boxes and flips of one batch of ``n`` images stored at (H, W), drawn as
+    ``BatchTransform`` draws them from a generator seeded with ``seed`` (``mix(seed, epoch, rank, b)``)."""
+    generator = torch.Generator().manual_seed(seed)
+    boxes = resized_crop_boxes(n, stored[0], stored[1], generator).tolist()
+    flips = (torch.rand(n, generator=generator) < 0.5).tolist() if flip else [False] * n
+    return [tuple(box) for box in boxes], flips
+
+
 class ShardSampler(torch.utils.data.Sampler[int]):
     """One rank's indices for the epoch in ``epoch``, from position ``start`` (both set by the loader).
 
@@ -113,17 +124,13 @@ class ShardSampler(torch.utils.data.Sampler[int]):
         return self._with_crops(chosen)
 
     def _with_crops(self, chosen: list[int]) -> Iterator[tuple[int, tuple[int, ...], bool]]:
-        (height, width), batch_size, flip = self.crops
-        generator = torch.Generator()
+        stored, batch_size, flip = self.crops
         first = self.start // batch_size
         for b in range(first, first + math.ceil(len(chosen) / batch_size)):
             batch = chosen[(b - first) * batch_size : (b - first + 1) * batch_size]
-            generator.manual_seed(mix(self.order["seed"], self.epoch, self.order["rank"], b))
-            boxes = resized_crop_boxes(len(batch), height, width, generator).tolist()
-            flips = (
-                (torch.rand(len(batch), generator=generator) < 0.5).tolist() if flip else [False] * len(batch)
-            )
-            yield from zip(batch, map(tuple, boxes), flips, strict=True)
+            seed = mix(self.order["seed"], self.epoch, self.order["rank"], b)
+            boxes, flips = batch_draws(seed, len(batch), stored, flip)
+            yield from zip(batch, boxes, flips, strict=True)
 
     def __len__(self) -> int:
         return self.num_samples - self.start

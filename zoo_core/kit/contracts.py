@@ -131,6 +131,15 @@ class StreamedDataset(Protocol):
     run in the main process on a batch of those ``(item, j)``, gives the uint8 N×C×H×W batch at the stored
     size on ``device`` and the (position, stand-in position) pairs where an item did not decode and another
     of the batch took its place (the loader copies the stand-in's label).
+
+    Optional, together — read shard by shard (tar shards, object stores: data read in sequence, not by
+    index): ``shard_sizes`` (the samples of each shard, in order, summing to ``len``); ``samples(shard,
+    start, stop)``, run in a worker, yields the raw (undecoded) items of samples ``start .. stop`` of that
+    shard, exactly ``stop - start`` of them, cheaply (the loader skips items it does not need);
+    ``decode(item) -> (image, label) | None``, the image as ``__getitem__`` gives it, None for a damaged
+    item (the data set has reported it; under its strict mode it raises instead; another sample stands in).
+    The loader then plans each epoch by shards (``zoo_core.data.shard_plan``) and ``__getitem__`` is only
+    for checks and single samples: it may read a shard up to the sample.
     """
 
     classes: Sequence[str]
@@ -149,6 +158,13 @@ def decodes_on_device(dataset: object, where: str = "the data set") -> bool:
     if missing:
         raise ContractError(f"{where} asks for decode='device' but has no {' or '.join(missing)}()")
     return True
+
+
+def is_sharded(dataset: object) -> bool:
+    """Whether a streamed data set is read shard by shard (``shard_sizes``, ``samples``, ``decode``)."""
+    return getattr(dataset, "shard_sizes", None) is not None and all(
+        callable(getattr(dataset, name, None)) for name in ("samples", "decode")
+    )
 
 
 def check_decoded_batch(
@@ -433,6 +449,7 @@ __all__ = [
     "dataset_kind",
     "decodes_on_device",
     "is_in_memory",
+    "is_sharded",
     "matrices_only",
     "missing_metadata",
     "model_input_size",

@@ -155,3 +155,44 @@ def register_datasets(registry):
         default_model="resnet18",
         download=False,
     )
+    registry.register_namespace(
+        "tv",
+        "zoo_plugins.datasets.torchvision_sets:tv",
+        lister="zoo_plugins.datasets.torchvision_names:list_names",
+        describe="zoo_plugins.datasets.torchvision_names:describe",
+        summary="torchvision's classification data sets (tv/<name>) in torchvision's layout under --data-dir",
+        num_classes=None,
+        input_size=None,
+        splits=SPLITS,
+        download=True,
+    )
+    registry.register(
+        "hf",
+        "zoo_plugins.datasets.hf:hf",
+        summary="A Hugging Face data set: save_to_disk folder or {split}-*.parquet at --data-dir, or "
+        "--dataset-arg name=ORG/NAME (needs zoo-models[hf])",
+        num_classes=None,
+        input_size=None,
+        mean=None,
+        std=None,
+        splits=SPLITS,
+        recipe=IMAGEFOLDER_RECIPE,
+        notes=IMAGEFOLDER_NOTES,
+        default_model="resnet18",
+        download=False,
+    )
+    registry.register(
+        "wds",
+        "zoo_plugins.datasets.wds:wds",
+        summary="WebDataset tar shards {split}-*.tar at --data-dir, or --dataset-arg urls=PATTERN (paths, "
+        "http(s), pipe:), streamed shard by shard (needs zoo-models[wds])",
+        num_classes=None,
+        input_size=None,
+        mean=None,
+        std=None,
+        splits=SPLITS,
+        recipe=IMAGEFOLDER_RECIPE,
+        notes=IMAGEFOLDER_NOTES,
+        default_model="resnet18",
+        download=False,
+    )

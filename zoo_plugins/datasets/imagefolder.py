@@ -52,6 +52,7 @@ __all__ = [
     "decode_image",
     "imagefolder",
     "list_splits",
+    "read_files",
     "read_image_tree",
     "visible_dirs",
 ]
@@ -145,7 +146,44 @@ def read_image_tree(
         size = auto_size(
             root, splits, classes, {split: files}, (cache_dir or default_cache_dir()) if cache else None
         )
-    shape = size or first_size(root / split, files)  # one header read when no size was chosen
+    return read_files(
+        root / split,
+        files,
+        classes,
+        size,
+        name=split,
+        channels=channels,
+        strict=strict,
+        cache=cache,
+        cache_dir=cache_dir,
+        workers=workers,
+        data_mode=data_mode,
+        crop_pct=crop_pct,
+        decode=decode,
+    )
+
+
+def read_files(
+    split_dir: Path,
+    files: list[tuple[str, int, int, int]],
+    classes: Sequence[str],
+    size: tuple[int, int] | None,
+    *,
+    name: str,
+    channels: int | None = None,
+    strict: bool = False,
+    cache: bool = True,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+    data_mode: str = "auto",
+    crop_pct: float | None = None,
+    decode: str = "workers",
+) -> InMemoryDataset | StreamingImageFolder:
+    """A split given as its files (path relative to ``split_dir``, size, mtime_ns, label), read as
+    ``imagefolder`` reads a tree's split: held in memory (cached, keyed by ``name`` and the files) or
+    streamed, as the memory plan says; ``size`` (H, W) or None (the images' own, one size)."""
+    _check_options(crop_pct, channels, decode, data_mode)
+    shape = size or first_size(split_dir, files)  # one header read when no size was chosen
     large = min(shape) >= LARGE_SIDE
     crop = float(crop_pct if crop_pct is not None else (CROP_PCT if large else 1.0))
     keep_aspect = crop < 1 and size is not None
@@ -153,18 +191,18 @@ def read_image_tree(
         seen = size or cropped_size(shape, crop)
         if size is not None:
             size = shape = stored_size(size, crop)
-        _announce_crop(root, seen, shape, crop, large)
-    key = cache_key(split, {"size": size, "fit": "cover"} if keep_aspect else size, channels, classes, files)
+        _announce_crop(split_dir.parent, seen, shape, crop, large)
+    key = cache_key(name, {"size": size, "fit": "cover"} if keep_aspect else size, channels, classes, files)
     cache_file = (cache_dir or default_cache_dir()) / f"imagefolder-{key}.pt"
     cached = cache and cache_file.is_file()
-    plan = _memory_plan(root / split, files, shape, channels, data_mode, cached)
+    plan = _memory_plan(split_dir, files, shape, channels, data_mode, cached)
     if plan.mode == "stream":
         return StreamingImageFolder(
-            root / split,
+            split_dir,
             files,
             classes,
             size=shape,
-            channels=channels or guess_channels(root / split, files),
+            channels=channels or guess_channels(split_dir, files),
             strict=strict,
             cache_file=cache_file.with_name(f"imagefolder-stats-{key}.json") if cache else None,
             workers=workers,
@@ -173,9 +211,9 @@ def read_image_tree(
             recipe=imagefolder_recipe(len(files), large=large),
             decode=decode,
         )
-    saved = _load(cache_file, root / split, strict) if cached else None
+    saved = _load(cache_file, split_dir, strict) if cached else None
     if saved is None:
-        saved = _decode_split(root / split, files, size, channels, workers, keep_aspect, strict)
+        saved = _decode_split(split_dir, files, size, channels, workers, keep_aspect, strict)
         if cache:
             with Phase(f"writing the image cache {cache_file}", unit="step"):
                 _save(saved, cache_file)

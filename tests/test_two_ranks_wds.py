@@ -1,0 +1,72 @@
+"""Two torchrun agents on this host (``--nnodes 2``, rendezvous on 127.0.0.1), one rank each, training on
+WebDataset shards of uneven sizes: together the ranks see every shard sample exactly once per epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from test_datasets_wds import write_shards
+from test_two_nodes import ROOT, free_port
+
+pytest.importorskip("webdataset")
+SAMPLES = 32  # shards of 5, 5, 5, 5, 5, 5, 2; each sample's label is its index
+
+WORKER = """
+import json, os, sys
+from pathlib import Path
+from zoo_core.train.trainer import Trainer
+from zoo_core.train.config import TrainConfig
+
+out, shards = Path(sys.argv[1]), sys.argv[2]
+cfg = TrainConfig(dataset="wds", model="lenet", epochs=1, batch_size=8, crop_padding=0, flip=False,
+                  device="cpu", tensorboard=False, data_dir=shards, channels_last=False,
+                  dataset_kwargs={"cache": False, "image_size": 16})
+trainer = Trainer(cfg, out / "run")
+loader, seen = trainer.train_loader, {}
+for epoch in (0, 1):
+    loader.set_epoch(epoch)
+    seen[epoch] = [label for _, y in loader for label in y.tolist()]
+trainer.fit()
+rank = os.environ["RANK"]
+(out / f"rank{rank}.json").write_text(json.dumps({"world": os.environ["WORLD_SIZE"], "seen": seen}))
+"""
+
+
+@pytest.mark.slow
+def test_two_ranks_see_every_shard_sample_once_per_epoch(tmp_path):
+    shards, out = tmp_path / "shards", tmp_path / "out"
+    write_shards(shards, n=SAMPLES)
+    write_shards(shards, "test", n=8)
+    write_shards(shards, n=SAMPLES)  # classes.txt of the training split's 32 classes
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "ZOO_CACHE": str(tmp_path / "c")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
+    command += ["--master-addr", "127.0.0.1", "--master-port", str(port)]
+    agents = [
+        subprocess.Popen(
+            [*command, "--node-rank", str(node), str(script), str(out), str(shards)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for node in (0, 1)
+    ]
+    results = [agent.communicate(timeout=600) for agent in agents]
+    for agent, (_, err) in zip(agents, results, strict=True):
+        assert agent.returncode == 0, err[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world"] == "2" for r in ranks)
+    for epoch in ("0", "1"):
+        a, b = ranks[0]["seen"][epoch], ranks[1]["seen"][epoch]
+        assert len(a) == len(b) == SAMPLES // 2
+        assert sorted(a + b) == list(range(SAMPLES))
+    assert ranks[0]["seen"]["0"] != ranks[0]["seen"]["1"]  # reshuffled each epoch
+    assert (out / "run" / "metrics.jsonl").read_text().count("\n") == 1  # one run, written by rank 0

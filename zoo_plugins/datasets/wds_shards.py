@@ -1,0 +1,197 @@
+"""Where a split's WebDataset shards are and how many samples each holds: ``{split}-*.tar`` in a folder, or
+a brace pattern / ``::``-separated list of local paths, http(s) URLs and ``pipe:`` commands (expanded and
+opened by the ``webdataset`` package); the sample counts from a shard index ``{split}-shards.json`` (wids'
+format, written by ``zoo export --format wds``), else counted once from the tar headers (cached), else, for
+remote shards, by reading them through once. Class names come from ``classes.txt`` beside the shards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
+from zoo_core.progress import track
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+WANTED = (*IMAGE_EXTS, "cls")
+_META = re.compile(r"__[^/]*__($|/)")  # members webdataset skips as metadata
+
+
+def shard_urls(root: Path, split: str, urls: str | None) -> tuple[list[str], Path | None]:
+    """(the shards of ``split`` in order, the local folder they are in or None for remote ones)."""
+    if urls is None:
+        found = sorted(str(p) for p in root.glob(f"{split}-*.tar"))
+        if not found:
+            raise DataNotFoundError(
+                f"No WebDataset shards {root}/{split}-*.tar (expected tar files of KEY.jpg|jpeg|png|webp and "
+                "KEY.cls members, classes.txt beside them; or --dataset-arg urls=PATTERN)"
+            )
+        return found, root
+    from webdataset.shardlists import expand_urls
+
+    expanded = expand_urls(urls.replace("{split}", split))
+    local = [u for u in expanded if "://" not in u and not u.startswith("pipe:")]
+    missing = [u for u in local if not Path(u).is_file()]
+    if missing:
+        raise DataNotFoundError(f"WebDataset shard(s) not found: {', '.join(missing[:3])}")
+    folders = {str(Path(u).resolve().parent) for u in local}
+    return expanded, (Path(folders.pop()) if len(local) == len(expanded) and len(folders) == 1 else None)
+
+
+def open_shard(url: str) -> Any:
+    """A readable stream of one shard: a local file, an http(s) URL or a ``pipe:`` command's output."""
+    from webdataset.gopen import gopen
+
+    try:
+        return gopen(url, "rb")
+    except Exception as exc:
+        raise ZooError(f"Cannot open WebDataset shard {url}: {exc}") from None
+
+
+def shard_samples(url: str) -> Iterator[dict[str, Any]]:
+    """One shard's samples as webdataset groups them (``__key__`` and one entry per member extension),
+    reading only image and ``.cls`` members."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    def wanted(name: str) -> bool:
+        return name.rsplit(".", 1)[-1].lower() in WANTED
+
+    stream = open_shard(url)
+    try:
+        files = ({**f, "__url__": url} for f in tar_file_iterator(stream, select_files=wanted))
+        yield from group_by_keys(files)
+    except (tarfile.TarError, OSError, ValueError) as exc:
+        raise ZooError(f"WebDataset shard {url} is damaged: {' '.join(str(exc).split())[:160]}") from None
+    finally:
+        stream.close()
+
+
+def read_index(folder: Path | None, split: str, index: str | None, urls: list[str]) -> list[int] | None:
+    """The sample counts of ``urls`` from a shard index (``index``, else ``{split}-shards.json`` in the
+    shards' folder), or None without one. An index that does not list every shard is refused."""
+    path = Path(index) if index else (folder / f"{split}-shards.json" if folder else None)
+    if path is None or not path.is_file():
+        if index:
+            raise DataNotFoundError(f"No shard index {index}")
+        return None
+    try:
+        listed = json.loads(path.read_text())["shardlist"]
+        counts = {Path(s["url"]).name: int(s["nsamples"]) for s in listed}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadInputError(f"Shard index {path} does not read ({type(exc).__name__}: {exc})") from None
+    missing = [u for u in urls if Path(u).name not in counts]
+    if missing:
+        raise BadInputError(f"Shard index {path} does not list {Path(missing[0]).name}")
+    return [counts[Path(u).name] for u in urls]
+
+
+def count_samples(urls: list[str], cache_dir: Path | None) -> tuple[list[int], int]:
+    """(samples per shard, the largest class index seen): local shards from their tar headers (only the
+    ``.cls`` members are read), cached by path, size and modification time; remote ones read through."""
+    key = hashlib.sha256(json.dumps([_stamp(u) for u in urls]).encode()).hexdigest()[:32]
+    cache_file = cache_dir / f"wds-counts-{key}.json" if cache_dir else None
+    if cache_file is not None and cache_file.is_file():
+        try:
+            saved = json.loads(cache_file.read_text())
+            return [int(c) for c in saved["counts"]], int(saved["top"])
+        except (OSError, ValueError, KeyError):
+            pass
+    counts, top = [], -1
+    for url in track(urls, "counting the samples of the shards", unit="shards"):
+        count, label = _count_local(url) if Path(url).is_file() else _count_stream(url)
+        counts.append(count)
+        top = max(top, label)
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache_file.write_text(json.dumps({"counts": counts, "top": top}))
+        except OSError:
+            pass
+    return counts, top
+
+
+def _stamp(url: str) -> list[Any]:
+    path = Path(url)
+    if path.is_file():
+        st = path.stat()
+        return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    return [url]
+
+
+def _count_local(url: str) -> tuple[int, int]:
+    """Samples (runs of one key, as webdataset groups them) and the largest class of a local tar file."""
+    from webdataset.tariterators import base_plus_ext
+
+    count, top, current = 0, -1, None
+    try:
+        with tarfile.open(url) as tar:
+            for member in tar:
+                if not member.isreg() or _META.match(member.name):
+                    continue
+                key, ext = base_plus_ext(member.name)
+                if key is None or ext.lower() not in WANTED:
+                    continue
+                if key != current:
+                    count, current = count + 1, key
+                if ext.lower() == "cls":
+                    top = max(top, _label(tar.extractfile(member).read()))  # type: ignore[union-attr]
+    except (tarfile.TarError, OSError) as exc:
+        raise BadInputError(f"WebDataset shard {url} is not a readable tar file: {exc}") from None
+    return count, top
+
+
+def _count_stream(url: str) -> tuple[int, int]:
+    count, top = 0, -1
+    for sample in shard_samples(url):
+        count += 1
+        top = max(top, _label(sample.get("cls", b"")))
+    return count, top
+
+
+def _label(data: bytes) -> int:
+    try:
+        return int(data.decode().strip())
+    except (UnicodeDecodeError, ValueError):
+        return -1
+
+
+def read_classes(folder: Path | None, urls: list[str], classes: str | None, top: int | None) -> list[str]:
+    """The class names: the ``classes`` file given, else ``classes.txt`` beside the shards (one name a
+    line), else the class indices seen as names ("0", "1"…)."""
+    candidates = [classes] if classes else []
+    if folder is not None:
+        candidates.append(str(folder / "classes.txt"))
+    elif "://" in urls[0]:
+        candidates.append(urls[0].rsplit("/", 1)[0] + "/classes.txt")
+    for candidate in candidates:
+        text = _read_text(candidate)
+        if text is not None:
+            names = [line.strip() for line in text.splitlines() if line.strip()]
+            if names:
+                return names
+    if classes:
+        raise DataNotFoundError(f"No class list at {classes}")
+    if top is None or top < 0:
+        raise DataNotFoundError(
+            "No classes.txt beside the shards and no class indices counted: write one class name a line"
+        )
+    return [str(i) for i in range(top + 1)]
+
+
+def _read_text(where: str) -> str | None:
+    if "://" not in where and not where.startswith("pipe:"):
+        path = Path(where)
+        return path.read_text() if path.is_file() else None
+    try:
+        stream = open_shard(where)
+        try:
+            return stream.read().decode()
+        finally:
+            stream.close()
+    except Exception:  # not there: the indices name the classes
+        return None
