@@ -172,12 +172,10 @@ def render(doc: dict) -> str:
         f"- Machine: {m['cpu']}, {m['cores']} logical cores, {', '.join(m['flags']) or 'no AVX2'} "
         f"(torch's CPU capability: {m['capability']}), torch {m['torch']}; load average "
         f"{', '.join(map(str, m['load_average']))} at the start, {', '.join(map(str, doc['load_after']))} at "
-        "the end. **The machine was shared** with other CPU work (this ran under `nice -n 19`): the figures "
-        "are lower and noisier than an idle machine's, the ratios between sources less so (alternating "
-        "rounds).",
+        "the end (a shared machine shows it here; the rounds alternate so that both sides see it alike).",
         f"- Command: `{doc['command']}`",
-        f"- {doc['images']:,} JPEG photos (300–500 px, quality 90, {CLASSES} classes) — the issue asks for "
-        f"20,000; fewer were used on this shared machine — read at {doc['size']}×{doc['size']} "
+        f"- {doc['images']:,} JPEG photos (300–500 px, quality 90, {CLASSES} classes), read at "
+        f"{doc['size']}×{doc['size']} "
         "ImageNet-style, "
         f"batch {doc['batch']}, {doc['workers']} workers, {doc['rounds']} alternating rounds of "
         f"{doc['batches']} timed batches after {doc['warmup']}. Per-round rows: "
