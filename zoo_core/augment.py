@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from zoo_core.errors import BadInputError
-from zoo_core.spec import bind_options, builder_parameters, parse_options, parse_value
+from zoo_core.spec import bind_options, builder_parameters, parse_call, parse_value
 
 if TYPE_CHECKING:
     import torch
@@ -66,11 +66,7 @@ def _parse_call(part: str, spec: str) -> AugCall:
             raise BadInputError(
                 f"Augmentation spec {spec!r}: weight {weight_text!r} must be a positive number"
             )
-    name, _, options_text = body.partition(":")
-    name = name.strip().lower()
-    if not name:
-        raise BadInputError(f"Augmentation spec {spec!r}: a name is missing (NAME:option=value,...)")
-    options, raw = parse_options(options_text, spec=spec, what="Augmentation")
+    name, options, raw = parse_call(body, spec=spec, what="Augmentation")
     return AugCall(name, options, float(weight), raw)
 
 

@@ -37,6 +37,17 @@ def parse_value(text: str) -> Any:
         return text.strip()
 
 
+def parse_call(text: str, *, spec: str, what: str) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """``"cutmix:alpha=1.0"`` → ``("cutmix", {"alpha": 1.0}, {"alpha": "1.0"})``: the lower-case name, the
+    parsed options and their texts; ``spec`` is the whole text the messages quote."""
+    name, _, options_text = text.partition(":")
+    name = name.strip().lower()
+    if not name:
+        raise BadInputError(f"{what} spec {spec!r}: a name is missing (NAME:option=value,...)")
+    options, raw = parse_options(options_text, spec=spec, what=what)
+    return name, options, raw
+
+
 def parse_options(text: str, *, spec: str, what: str) -> tuple[dict[str, Any], dict[str, str]]:
     """``"alpha=1.0,p=0.5"`` → the parsed options and their texts as typed; ``what`` ("Augmentation",
     "Optimizer") starts each error message."""

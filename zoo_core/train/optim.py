@@ -100,14 +100,9 @@ def param_groups(
 
 def parse_optimizer_spec(text: str) -> tuple[str, dict[str, Any], dict[str, str]]:
     """``"muon:ns_steps=3,normalize=true"`` → ``("muon", {"ns_steps": 3, "normalize": True}, texts)``."""
-    from zoo_core.spec import parse_options
+    from zoo_core.spec import parse_call
 
-    name, _, options_text = text.partition(":")
-    name = name.strip().lower()
-    if not name:
-        raise BadInputError(f"Optimizer spec {text!r}: a name is missing (NAME:option=value,...)")
-    options, raw = parse_options(options_text, spec=text, what="Optimizer")
-    return name, options, raw
+    return parse_call(text, spec=text, what="Optimizer")
 
 
 def make_optimizer(model: nn.Module, cfg: Any, catalog: Any = None) -> torch.optim.Optimizer:
