@@ -62,36 +62,17 @@ def write_tree(root: Path) -> None:
             Image.fromarray(pixels).save(folder / f"{i:04d}.png")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mode", ["memory", "stream"])
-def test_two_nodes_see_every_training_image_once_per_epoch(tmp_path, mode):
-    tree, out = tmp_path / "tree", tmp_path / "out"
-    write_tree(tree)
+def run_two_agents(tmp_path: Path, worker: str, out: Path, *args: object) -> list[dict]:
+    """Two torchrun agents on 127.0.0.1, one rank each, running ``worker`` with ``out`` and ``args``; each
+    rank writes ``out/rank{r}.json``, returned in rank order once both agents exited 0."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    port = free_port()
+    script.write_text(worker)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "ZOO_CACHE": str(tmp_path / "c")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
+    command += ["--master-addr", "127.0.0.1", "--master-port", str(free_port())]
     agents = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nnodes",
-                "2",
-                "--node-rank",
-                str(node),
-                "--nproc-per-node",
-                "1",
-                "--master-addr",
-                "127.0.0.1",
-                "--master-port",
-                str(port),
-                str(script),
-                str(out),
-                str(tree),
-                mode,
-            ],
+            [*command, "--node-rank", str(node), str(script), str(out), *map(str, args)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -103,7 +84,15 @@ def test_two_nodes_see_every_training_image_once_per_epoch(tmp_path, mode):
     results = [agent.communicate(timeout=600) for agent in agents]
     for agent, (_, err) in zip(agents, results, strict=True):
         assert agent.returncode == 0, err[-3000:]
-    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["memory", "stream"])
+def test_two_nodes_see_every_training_image_once_per_epoch(tmp_path, mode):
+    tree, out = tmp_path / "tree", tmp_path / "out"
+    write_tree(tree)
+    ranks = run_two_agents(tmp_path, WORKER, out, tree, mode)
     assert all(r["world"] == "2" for r in ranks)
     train_files = sorted(p.stem for p in (tree / "train").rglob("*.png"))
     for epoch in ("0", "1"):

@@ -3,14 +3,9 @@ WebDataset shards of uneven sizes: together the ranks see every shard sample exa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 from test_datasets_wds import write_shards
-from test_two_nodes import ROOT, free_port
+from test_two_nodes import run_two_agents
 
 pytest.importorskip("webdataset")
 SAMPLES = 32  # shards of 5, 5, 5, 5, 5, 5, 2; each sample's label is its index
@@ -42,27 +37,7 @@ def test_two_ranks_see_every_shard_sample_once_per_epoch(tmp_path):
     write_shards(shards, n=SAMPLES)
     write_shards(shards, "test", n=8)
     write_shards(shards, n=SAMPLES)  # classes.txt of the training split's 32 classes
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "ZOO_CACHE": str(tmp_path / "c")}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1"]
-    command += ["--master-addr", "127.0.0.1", "--master-port", str(port)]
-    agents = [
-        subprocess.Popen(
-            [*command, "--node-rank", str(node), str(script), str(out), str(shards)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for node in (0, 1)
-    ]
-    results = [agent.communicate(timeout=600) for agent in agents]
-    for agent, (_, err) in zip(agents, results, strict=True):
-        assert agent.returncode == 0, err[-3000:]
-    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = run_two_agents(tmp_path, WORKER, out, shards)
     assert all(r["world"] == "2" for r in ranks)
     for epoch in ("0", "1"):
         a, b = ranks[0]["seen"][epoch], ranks[1]["seen"][epoch]
