@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from imagefolder_stream import CLASSES, make_tree, time_round, torchvision_batches, zoo_batches
+from imagefolder_stream import CLASSES, make_tree, peak_rss, time_round, torchvision_batches, zoo_batches
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PER_FILE = 1000  # photos a shard or parquet file
@@ -105,41 +105,6 @@ def zoo_source_batches(data, batch: int, workers: int):
         return iter(loader)
 
     return batches
-
-
-RSS_RUN = """
-import json, resource, sys
-from pathlib import Path
-import torch
-from zoo_core.allocator import keep_freed_memory
-from zoo_core.data.loader import make_loader
-from zoo_plugins.datasets.wds import wds
-
-keep_freed_memory()  # as zoo train sets it on a CPU
-shards, size, batch, workers, steps = Path(sys.argv[1]), *(int(v) for v in sys.argv[2:6])
-data = wds(root=shards, split="train", image_size=size)
-loader = make_loader(data, batch_size=batch, device="cpu", train=True, flip=True, resized_crop=True,
-                     num_workers=workers, channels_last=True)
-model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1),
-                            torch.nn.Flatten(), torch.nn.Linear(8, len(data.classes)))
-model = model.to(memory_format=torch.channels_last)
-opt = torch.optim.SGD(model.parameters(), lr=0.01)
-for step, (x, y) in enumerate(loader):
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad(); loss.backward(); opt.step()
-    if step + 1 == steps:
-        break
-print(json.dumps({"images": len(data), "self_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "children_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
-"""
-
-
-def peak_rss(shards: Path, size: int, batch: int, workers: int, steps: int) -> dict:
-    out = subprocess.run(
-        [sys.executable, "-c", RSS_RUN, str(shards), str(size), str(batch), str(workers), str(steps)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def machine() -> dict:
@@ -271,8 +236,8 @@ def main() -> None:
                 print(f"round {r + 1} {name}: {rounds[name][-1]:.0f} img/s", file=sys.stderr, flush=True)
             save(doc, rounds, args.output)  # after each round: an interrupted run keeps what it measured
     for n in args.rss:
-        doc["rss"].append(peak_rss(write_shards(tree_of(n), args.work / f"shards-{n}"), size, batch, workers,
-                                   args.rss_steps))  # fmt: skip
+        shards = write_shards(tree_of(n), args.work / f"shards-{n}")
+        doc["rss"].append(peak_rss(shards, size, batch, workers, args.rss_steps, dataset="wds"))
         print(f"rss {n:,} photos: {doc['rss'][-1]}", file=sys.stderr, flush=True)
         save(doc, rounds, args.output)
     print(f"wrote {args.output}", file=sys.stderr)

@@ -186,11 +186,12 @@ from pathlib import Path
 import torch
 from zoo_core.allocator import keep_freed_memory
 from zoo_core.data.loader import make_loader
-from zoo_plugins.datasets.imagefolder import imagefolder
+from zoo_core import create_dataset
 
 keep_freed_memory()  # as zoo train sets it on a CPU
 tree, size, batch, workers, steps = Path(sys.argv[1]), *(int(v) for v in sys.argv[2:6])
-data = imagefolder(root=tree, split="train", image_size=size, data_mode="stream")
+name, options = sys.argv[6], json.loads(sys.argv[7])
+data = create_dataset(name, root=tree, split="train", image_size=size, **options)
 loader = make_loader(data, batch_size=batch, device="cpu", train=True, flip=True, resized_crop=True,
                      num_workers=workers, channels_last=True)  # zoo train's layout on a CPU
 model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 8, stride=8), torch.nn.AdaptiveAvgPool2d(1),
@@ -207,10 +208,27 @@ print(json.dumps({"images": len(data), "self_kb": resource.getrusage(resource.RU
 """
 
 
-def peak_rss(tree: Path, size: int, batch: int, workers: int, steps: int) -> dict:
-    """Peak RSS of a fresh process that streams ``steps`` batches of ``tree`` into a one-layer model."""
+def peak_rss(
+    tree: Path,
+    size: int,
+    batch: int,
+    workers: int,
+    steps: int,
+    dataset: str = "imagefolder",
+    options: dict | None = None,
+) -> dict:
+    """Peak RSS of a fresh process that streams ``steps`` batches of the data set ``dataset`` at ``tree``
+    (built with ``options``; a streamed imagefolder by default) into a one-layer model."""
+    options = {"data_mode": "stream"} if options is None and dataset == "imagefolder" else options or {}
     out = subprocess.run(
-        [sys.executable, "-c", RSS_RUN, str(tree), str(size), str(batch), str(workers), str(steps)],
+        [
+            sys.executable,
+            "-c",
+            RSS_RUN,
+            *map(str, (tree, size, batch, workers, steps)),
+            dataset,
+            json.dumps(options),
+        ],
         capture_output=True,
         text=True,
         check=True,
