@@ -130,6 +130,17 @@ def test_crops_cut_in_the_workers_keep_the_model_size(shards):
     assert x.shape == (4, 3, 12, 12) and x.dtype == torch.float32
 
 
+def test_the_workers_normalize_the_batches_as_the_main_process_would(shards):
+    data = read(shards[0])
+    options = dict(batch_size=4, device="cpu", train=False, channels_last=True)
+    workers = make_loader(data, num_workers=2, **options)
+    here = make_loader(data, num_workers=0, **options)
+    assert not workers.transform.normalize and here.transform.normalize
+    (xa, ya), (xb, yb) = ([torch.cat(t) for t in zip(*loader, strict=True)] for loader in (workers, here))
+    assert xa.dtype == torch.float32
+    assert torch.equal(xa[ya.argsort()], xb[yb.argsort()])  # the workers deal the shards in their own order
+
+
 def test_a_damaged_member_is_skipped_by_name_and_fatal_under_strict(tmp_path, capfd):
     write_shards(tmp_path, damaged=6)
     data = read(tmp_path)

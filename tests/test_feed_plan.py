@@ -10,7 +10,7 @@ import torch
 
 from zoo_core.data.dataset import InMemoryDataset
 from zoo_core.data.loader import Augment, DeviceLoader, Order, StreamLoader, make_loader
-from zoo_core.data.plan import plan_feed
+from zoo_core.data.plan import normalizes_in_workers, plan_feed
 
 HELD = (1000, 3, 256, 256)  # 196.6 MB as uint8
 
@@ -43,6 +43,14 @@ def test_evaluation_never_cuts_crops_in_the_workers() -> None:
     assert not plan_feed(
         in_memory=False, device_type="cpu", train=False, resized_crop=True, workers=2
     ).crops_in_workers
+
+
+@pytest.mark.parametrize(
+    ("device_type", "workers", "geometry_left", "expected"),
+    [("cpu", 2, False, True), ("cpu", 0, False, False), ("cpu", 2, True, False), ("cuda", 2, False, False)],
+)
+def test_cpu_workers_normalize_only_what_is_left_uncut(device_type, workers, geometry_left, expected) -> None:
+    assert normalizes_in_workers(device_type=device_type, workers=workers, geometry_left=geometry_left) is expected
 
 
 def test_the_options_object_and_its_keywords_build_the_same_loader() -> None:

@@ -278,6 +278,33 @@ def test_stream_loader_with_worker_processes() -> None:
     assert torch.equal(ys, torch.arange(N))
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("train", [False, True])
+def test_cpu_workers_hand_over_the_batches_the_main_process_would_make(train, channels_last) -> None:
+    images = make_images()
+    options = dict(batch_size=10, device="cpu", mean=(0.1, 0.2, 0.3), std=(0.3, 0.2, 0.25), train=train)
+    options.update(flip=True, seed=3, channels_last=channels_last)
+    workers = StreamLoader(TensorDataset(images), num_workers=2, **options)
+    here = StreamLoader(TensorDataset(images), num_workers=0, **options)
+    assert workers.normalize_in_workers and not workers.transform.normalize
+    assert not here.normalize_in_workers and here.transform.normalize
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    for (xa, ya), (xb, yb) in zip(workers, here, strict=True):
+        assert xa.dtype == torch.float32 and xa.is_contiguous(memory_format=layout)
+        assert torch.equal(ya, yb) and torch.equal(xa, xb)
+
+
+def test_a_padded_crop_or_a_centre_crop_is_cut_before_normalizing() -> None:
+    images = make_images()
+    options = dict(batch_size=10, device="cpu", mean=(0.5,) * C, std=(0.2,) * C, num_workers=2)
+    padded = StreamLoader(TensorDataset(images), train=True, crop_padding=2, **options)
+    centre = StreamLoader(TensorDataset(images), train=False, size=(6, 6), **options)
+    for loader in (padded, centre):
+        assert not loader.normalize_in_workers and loader.transform.normalize
+    x, _ = next(iter(padded))
+    assert x.min().item() == pytest.approx(-2.5)  # the padding is black, normalized with the rest
+
+
 def test_make_loader_picks_the_path_and_computes_missing_stats() -> None:
     images = make_images()
     data = InMemoryDataset(images, torch.zeros(N, dtype=torch.int64), ["a"])

@@ -16,9 +16,9 @@ import torch
 from zoo_core.data import ops
 from zoo_core.data.ops import random_window
 from zoo_core.data.order import FLIP_STREAM, Order, ShardSampler, mix, shard_order, shard_size
-from zoo_core.data.plan import crops_in_workers
+from zoo_core.data.plan import crops_in_workers, normalizes_in_workers
 from zoo_core.data.transform import Augment, BatchTransform
-from zoo_core.data.workers import _collate_channels_last, _collate_encoded, _Encoded, _WorkerAugment
+from zoo_core.data.workers import Collate, _collate_encoded, _Encoded, _WorkerAugment
 from zoo_core.errors import ZooError
 from zoo_core.kit import contracts
 from zoo_core.progress import track
@@ -222,11 +222,18 @@ class StreamLoader(_EpochLoader):
             decode_on_device=self.decode_on_device,
         )
         dataset, crops = self._cut_in_workers(dataset) if self.augment_in_workers else (dataset, None)
-        collate = None
+        self.normalize_in_workers = not self.decode_on_device and normalizes_in_workers(
+            device_type=self.device.type, workers=workers, geometry_left=self._geometry_left(dataset)
+        )
+        collate: Any = None
+        channels_last = self.transform.channels_last and self.device.type == "cpu"
         if self.decode_on_device:
             collate = _collate_encoded
-        elif self.transform.channels_last and self.device.type == "cpu":
-            collate = _collate_channels_last
+        elif self.normalize_in_workers:  # the workers normalize; the transform no longer does
+            collate = Collate(channels_last, self.transform.normalizer)
+            self.transform.normalize = False
+        elif channels_last:
+            collate = Collate(channels_last)
         order = dict(shuffle=self.shuffle, drop_last=self.drop_last, rank=self.rank, pad=self.pad)
         self._sampler = ShardSampler(
             self.n, self.num_samples, crops=crops, seed=self.seed, world_size=self.world_size, **order
@@ -252,6 +259,15 @@ class StreamLoader(_EpochLoader):
         self.transform.resized_crop = False  # the batches arrive cut to size
         self.transform.flip = self.transform.flip and not flip  # and flipped
         return _WorkerAugment(dataset, self.transform.size or stored), (stored, self.batch_size, flip)
+
+    def _geometry_left(self, dataset: torch.utils.data.Dataset) -> bool:
+        """Whether the batch transform still cuts the batches (a crop, or a size they are not stored at)."""
+        t = self.transform
+        if t.resized_crop or t.crop_padding:
+            return True
+        if t.size is None or self.augment_in_workers:  # workers' crops come at the size
+            return False
+        return tuple(dataset[0][0].shape[-2:]) != t.size
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""

@@ -72,8 +72,45 @@ def normalize(
     x: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
 ) -> torch.Tensor:
     """uint8 images (0–255) → float32 ``(x / 255 - mean) / std`` per channel."""
-    scale, shift = affine_for(mean, std, x.device)
-    return torch.mul(x, scale).add_(shift)  # uint8 × float32 promotes in the kernel: no float copy first
+    return Normalize(mean, std, x.device)(x)
+
+
+class Normalize:
+    """The one normalization: uint8 images → float32 ``x * scale + shift`` per channel (``affine_for``'s
+    pair: ``(x / 255 - mean) / std``), its constants made once on their device.
+
+    Off a CPU it is one mixed-dtype kernel (uint8 read, float32 written). On a CPU it is a float32 copy
+    then two in-place passes, the same values: torch's CPU kernel that casts as it multiplies does not
+    vectorize. There a channels_last batch is scaled by whole (1, C, H, W) planes, made once per size:
+    per-channel values broadcast over it vary along its innermost dimension (C, 3 wide), which the CPU's
+    vector kernels run several times slower; the same float32 products and sums either way."""
+
+    def __init__(
+        self,
+        mean: Sequence[float] | torch.Tensor,
+        std: Sequence[float] | torch.Tensor,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.scale, self.shift = affine_for(mean, std, device)
+        self._planes: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return torch.mul(x, self.scale).add_(self.shift)
+        return self.in_place(x.to(torch.float32, memory_format=torch.preserve_format))
+
+    def in_place(self, x: torch.Tensor) -> torch.Tensor:
+        """A float32 CPU batch of uint8 values (0–255) normalized in place (e.g. stacked by a worker)."""
+        scale, shift = self.scale, self.shift
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            key = (int(x.shape[-2]), int(x.shape[-1]))
+            if key not in self._planes:
+                planes = (t.expand(1, -1, *key) for t in (scale, shift))
+                self._planes[key] = tuple(  # type: ignore[assignment]
+                    p.contiguous(memory_format=torch.channels_last) for p in planes
+                )
+            scale, shift = self._planes[key]
+        return x.mul_(scale).add_(shift)
 
 
 def affine_for(

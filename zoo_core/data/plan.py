@@ -45,6 +45,15 @@ def crops_in_workers(
     return device_type == "cpu" if wanted is None else wanted
 
 
+def normalizes_in_workers(*, device_type: str, workers: int, geometry_left: bool) -> bool:
+    """Whether DataLoader workers hand over normalized float32 batches: on a CPU device, with workers,
+    when the batch transform has nothing left but flips and the layout. Elsewhere uint8 crosses to the
+    device (a quarter of the bytes) and is normalized there; a crop still to cut (``geometry_left``) is
+    cut from the uint8 batch first (a padded crop pads with black before normalizing). (Files decoded on
+    the device are normalized there: the caller does not ask.)"""
+    return device_type == "cpu" and workers > 0 and not geometry_left
+
+
 def plan_feed(
     *,
     in_memory: bool,

@@ -19,9 +19,9 @@ import torch
 from zoo_core.data.feeds import Batch, _EpochLoader, _one_line_errors, default_workers
 from zoo_core.data.ops import resized_crop_one
 from zoo_core.data.order import batch_draws, mix
-from zoo_core.data.plan import crops_in_workers
+from zoo_core.data.plan import crops_in_workers, normalizes_in_workers
 from zoo_core.data.shard_plan import done_before, worker_pieces
-from zoo_core.data.workers import _collate_channels_last
+from zoo_core.data.workers import Collate
 from zoo_core.errors import ZooError
 from zoo_core.progress import track
 
@@ -53,13 +53,21 @@ class ShardLoader(_EpochLoader):
             wanted=augment_in_workers,
         )
         crops = None
+        t = self.transform
+        stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
         if self.augment_in_workers:  # the workers cut and flip; the transform no longer does
-            flip = self.transform.flip and not self.transform.alternate_flip
-            stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
-            crops = (stored, tuple(self.transform.size or stored), flip)
-            self.transform.resized_crop = False
-            self.transform.flip = self.transform.flip and not flip
-        channels_last = self.transform.channels_last and self.device.type == "cpu"
+            flip = t.flip and not t.alternate_flip
+            crops = (stored, tuple(t.size or stored), flip)
+            t.resized_crop = False
+            t.flip = t.flip and not flip
+        cut_to = t.size if t.size is not None and crops is None else None
+        normalize = normalizes_in_workers(
+            device_type=self.device.type,
+            workers=workers,
+            geometry_left=bool(t.resized_crop or t.crop_padding or (cut_to and cut_to != stored)),
+        )
+        channels_last = t.channels_last and self.device.type == "cpu"
+        t.normalize = not normalize  # the workers normalize, or the transform does
         self._stream = _ShardStream(
             dataset,
             batch_size=self.batch_size,
@@ -70,7 +78,7 @@ class ShardLoader(_EpochLoader):
             drop_last=self.drop_last,
             pad=self.pad,
             crops=crops,
-            channels_last=channels_last,
+            collate=Collate(channels_last, t.normalizer if normalize else None),
             buffer=shuffle_buffer if self.shuffle else 0,
         )
         self._loader = torch.utils.data.DataLoader(
@@ -110,7 +118,7 @@ class _ShardStream(torch.utils.data.IterableDataset):
     def __init__(self, dataset: Any, **plan: Any) -> None:
         self.dataset = dataset
         self.crops = plan.pop("crops")
-        self.channels_last = plan.pop("channels_last")
+        self.collate = plan.pop("collate")
         self.buffer = plan.pop("buffer")
         self.plan = plan
         self.epoch = 0
@@ -177,11 +185,7 @@ class _ShardStream(torch.utils.data.IterableDataset):
                 for (image, label), box, f in zip(samples, boxes, flips, strict=True)
                 for cut in (resized_crop_one(image, box, size),)
             ]
-        if self.channels_last:
-            x, y = _collate_channels_last(samples)
-        else:
-            x = torch.stack([image for image, _ in samples])
-            y = torch.tensor([label for _, label in samples], dtype=torch.int64)
+        x, y = self.collate(samples)
         return x, y, torch.tensor(index, dtype=torch.int64)
 
 

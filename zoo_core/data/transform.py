@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from zoo_core.data.ops import (
-    affine_for,
+    Normalize,
     center_crop,
     flip_where,
     random_crop,
@@ -57,9 +57,8 @@ class BatchTransform:
         **keywords: object,
     ) -> None:
         augment = dataclasses.replace(augment or Augment(), **keywords)  # type: ignore[arg-type]
-        self.scale, self.shift = affine_for(mean, std, device)
-        self._planes_key: tuple[int, ...] | None = None  # the size _planes last expanded scale/shift to
-        self._planes_cache: tuple[torch.Tensor, torch.Tensor] = (self.scale, self.shift)
+        self.normalizer = Normalize(mean, std, device)
+        self.normalize = True  # False where the batches arrive normalized (stacked so by CPU workers)
         self.padding_mode = augment.padding_mode
         self.alternate_flip = augment.alternate_flip and augment.flip and train
         self.crop_padding = augment.crop_padding if train else 0
@@ -109,27 +108,10 @@ class BatchTransform:
             x = random_flip(x, generator)
         if self.channels_last:  # on the uint8 batch: a quarter of the bytes, and the float result inherits it
             x = x.contiguous(memory_format=torch.channels_last)
-            if x.device.type == "cpu":
-                scale, shift = self._planes(x)
-                return torch.mul(x, scale).add_(shift)
-        return torch.mul(x, self.scale).add_(self.shift)  # uint8 × float32 promotes inside the kernel
-
-    def _planes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """scale and shift as whole channels_last images (1, C, H, W), made once per size: per-channel
-        values broadcast over a channels_last batch vary along its innermost dimension (C, 3 wide), which
-        a CPU's vector kernels run several times slower (measured in benchmarks/results/
-        imagefolder-stream-cpu.md); the same values, the same float32 products and sums."""
-        key = tuple(x.shape[-2:])
-        if self._planes_key != key:
-            scale, shift = (
-                t.expand(1, -1, *key).contiguous(memory_format=torch.channels_last)
-                for t in (self.scale, self.shift)
-            )
-            self._planes_key, self._planes_cache = key, (scale, shift)
-        return self._planes_cache
+        return self.normalizer(x) if self.normalize else x
 
     def first(self, images: torch.Tensor) -> torch.Tensor:
         """Images for a data-dependent init: the evaluation view (centre crop), normalized, unaugmented."""
         if self.size is not None and (images.shape[-2], images.shape[-1]) != self.size:
             images = center_crop(images, self.size)
-        return torch.mul(images, self.scale).add_(self.shift)
+        return self.normalizer(images)

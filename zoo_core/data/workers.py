@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from zoo_core.data.ops import resized_crop_one
+from zoo_core.data.ops import Normalize, resized_crop_one
 
 
 class _TensorPairs(torch.utils.data.Dataset):
@@ -44,22 +44,34 @@ class _WorkerAugment(torch.utils.data.Dataset):
         return (image.flip(-1) if flip else image), label
 
 
-def _collate_channels_last(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A uint8 batch stacked straight into channels_last (the layout the CPU's model takes), in shared
-    memory inside a worker as PyTorch's own collation does: an image decoded as H×W×C goes in with one
-    plain copy, where stacking to N×C×H×W and converting later would reorder every byte twice."""
-    images = [image for image, _ in batch]
-    n, (c, h, w) = len(images), images[0].shape
-    first = images[0]
-    if torch.utils.data.get_worker_info() is not None:  # the main process maps it rather than copies it
-        # (the storage call torch.utils.data's default_collate makes for the same purpose)
-        flat = first.new(first._typed_storage()._new_shared(n * c * h * w, device=first.device))
-    else:
-        flat = torch.empty(n * c * h * w, dtype=first.dtype)
-    out = flat.as_strided((n, c, h, w), (h * w * c, 1, w * c, c))
-    for k, image in enumerate(images):
-        out[k].copy_(image)
-    return out, torch.tensor([label for _, label in batch], dtype=torch.int64)
+class Collate:
+    """How a batch of (uint8 C×H×W image, label) samples is stacked where it is made (in a DataLoader
+    worker: straight into shared memory, which the main process maps rather than copies, as PyTorch's own
+    collation does): N×C×H×W, channels_last when asked (the layout a CPU's model takes: an image decoded
+    as H×W×C goes in with one plain copy, where stacking then converting would reorder every byte twice),
+    and with ``normalizer`` as normalized float32 (on a CPU device the training process then only trains,
+    as torchvision's ToTensor and Normalize in the workers leave it)."""
+
+    def __init__(self, channels_last: bool, normalizer: Normalize | None = None) -> None:
+        self.channels_last = channels_last
+        self.normalizer = normalizer
+
+    def __call__(self, batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = [image for image, _ in batch]
+        n, (c, h, w) = len(images), images[0].shape
+        dtype = images[0].dtype if self.normalizer is None else torch.float32
+        if torch.utils.data.get_worker_info() is not None:  # the storage call default_collate makes
+            template = torch.empty(0, dtype=dtype)
+            flat = template.new(template._typed_storage()._new_shared(n * c * h * w, device="cpu"))
+        else:
+            flat = torch.empty(n * c * h * w, dtype=dtype)
+        strides = (h * w * c, 1, w * c, c) if self.channels_last else (c * h * w, h * w, w, 1)
+        out = flat.as_strided((n, c, h, w), strides)
+        for k, image in enumerate(images):
+            out[k].copy_(image)  # uint8 → float32 here when normalizing: exact
+        if self.normalizer is not None:
+            self.normalizer.in_place(out)
+        return out, torch.tensor([int(label) for _, label in batch], dtype=torch.int64)
 
 
 class _Encoded(torch.utils.data.Dataset):

@@ -65,6 +65,8 @@ def shard_samples(url: str) -> Iterator[dict[str, Any]]:
     try:
         files = ({**f, "__url__": url} for f in tar_file_iterator(stream, select_files=wanted))
         yield from group_by_keys(files)
+    except GeneratorExit:  # closed early (before this module's names, tarfile's too, are torn down)
+        raise
     except (tarfile.TarError, OSError, ValueError) as exc:
         raise ZooError(f"WebDataset shard {url} is damaged: {' '.join(str(exc).split())[:160]}") from None
     finally:
