@@ -18,7 +18,7 @@ from zoo_core import create_dataset
 from zoo_core.contracts import STREAMED, dataset_kind, is_sharded
 from zoo_core.data.decode import decode_image
 from zoo_core.data.loader import make_loader
-from zoo_core.errors import BadInputError, DataNotFoundError, MissingExtraError
+from zoo_core.errors import BadInputError, DataNotFoundError, MissingExtraError, ZooError
 
 pytest.importorskip("webdataset")
 N, PER_SHARD = 24, 5  # shards of 5, 5, 5, 5, 4
@@ -189,3 +189,43 @@ def test_trains_and_resumes_on_the_command_line(shards, run_zoo, tmp_path):
     out = run_zoo(*args)
     assert out.returncode == 0, out.stderr
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
+def test_zoo_reads_the_samples_webdataset_reads_from_any_tar_format(tmp_path, fmt):
+    import gzip
+
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    from zoo_plugins.datasets.wds_shards import WANTED, shard_samples
+
+    path = tmp_path / "train-0.tar"
+    with tarfile.open(path, "w", format=fmt) as tar:
+        folder = tarfile.TarInfo("a-folder")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        add(tar, "__meta__.json", b"{}")
+        for i in range(5):
+            stem = f"s{i}" if i % 2 == 0 else f"dir/s{i}"
+            if i == 3 and fmt != tarfile.USTAR_FORMAT:
+                stem = "x" * 70 + "/" + "y" * 70 + "/s3"  # a long name: GNU's L member or a pax path
+            if i == 4 and fmt == tarfile.PAX_FORMAT:
+                stem = "é-ü/s4"  # not ASCII: a pax path
+            add(tar, f"{stem}.JPG", bytes([i]) * (700 + i))
+            add(tar, f"{stem}.cls", str(i).encode())
+            add(tar, f"{stem}.json", b"{}")
+    compressed = tmp_path / "train-1.tar.gz"
+    compressed.write_bytes(gzip.compress(path.read_bytes()))
+
+    def wanted(name: str) -> bool:
+        return name.rsplit(".", 1)[-1].lower() in WANTED
+
+    for shard in (path, compressed):
+        with open(shard, "rb") as stream:
+            files = ({**f, "__url__": str(shard)} for f in tar_file_iterator(stream, select_files=wanted))
+            expected = list(group_by_keys(files))
+        assert len(expected) == 5 and list(shard_samples(str(shard))) == expected
+    cut = tmp_path / "train-2.tar"
+    cut.write_bytes(path.read_bytes()[:2600])
+    with pytest.raises(ZooError, match=r"train-2\.tar is damaged"):
+        list(shard_samples(str(cut)))

@@ -50,7 +50,8 @@ def test_evaluation_never_cuts_crops_in_the_workers() -> None:
     [("cpu", 2, False, True), ("cpu", 0, False, False), ("cpu", 2, True, False), ("cuda", 2, False, False)],
 )
 def test_cpu_workers_normalize_only_what_is_left_uncut(device_type, workers, geometry_left, expected) -> None:
-    assert normalizes_in_workers(device_type=device_type, workers=workers, geometry_left=geometry_left) is expected
+    plan = normalizes_in_workers(device_type=device_type, workers=workers, geometry_left=geometry_left)
+    assert plan is expected
 
 
 def test_the_options_object_and_its_keywords_build_the_same_loader() -> None:
