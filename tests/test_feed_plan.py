@@ -10,7 +10,7 @@ import torch
 
 from zoo_core.data.dataset import InMemoryDataset
 from zoo_core.data.loader import Augment, DeviceLoader, Order, StreamLoader, make_loader
-from zoo_core.data.plan import normalizes_in_workers, plan_feed
+from zoo_core.data.plan import crops_in_workers, normalizes_in_workers, plan_feed
 
 HELD = (1000, 3, 256, 256)  # 196.6 MB as uint8
 
@@ -43,6 +43,21 @@ def test_evaluation_never_cuts_crops_in_the_workers() -> None:
     assert not plan_feed(
         in_memory=False, device_type="cpu", train=False, resized_crop=True, workers=2
     ).crops_in_workers
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (dict(device_type="cpu", train=True, flip=True), True),  # a streamed set's random flips alone
+        (dict(device_type="cpu", train=False, flip=True), False),
+        (dict(device_type="cpu", train=True, flip=True, crop_padding=4), False),
+        (dict(device_type="cuda", train=True, flip=True), False),
+        (dict(device_type="cpu", train=True), False),
+    ],
+)
+def test_streamed_random_flips_are_drawn_in_cpu_workers(options: dict, expected: bool) -> None:
+    options = dict(resized_crop=False, crop_padding=0, workers=2) | options
+    assert crops_in_workers(**options) is expected
 
 
 @pytest.mark.parametrize(

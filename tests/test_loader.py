@@ -279,13 +279,16 @@ def test_stream_loader_with_worker_processes() -> None:
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("train", [False, True])
-def test_cpu_workers_hand_over_the_batches_the_main_process_would_make(train, channels_last) -> None:
+@pytest.mark.parametrize(("train", "size"), [(False, None), (True, None), (True, (6, 6))])
+def test_cpu_workers_hand_over_the_batches_the_main_process_would_make(train, size, channels_last) -> None:
+    """On a CPU the workers draw the flips (and cut the centre crop of a training size smaller than the
+    stored one) and normalize: the batches are those the main process makes without workers."""
     images = make_images()
     options = dict(batch_size=10, device="cpu", mean=(0.1, 0.2, 0.3), std=(0.3, 0.2, 0.25), train=train)
-    options.update(flip=True, seed=3, channels_last=channels_last)
+    options.update(flip=True, seed=3, channels_last=channels_last, size=size)
     workers = StreamLoader(TensorDataset(images), num_workers=2, **options)
     here = StreamLoader(TensorDataset(images), num_workers=0, **options)
+    assert workers.augment_in_workers is train and not here.augment_in_workers
     assert workers.normalize_in_workers and not workers.transform.normalize
     assert not here.normalize_in_workers and here.transform.normalize
     layout = torch.channels_last if channels_last else torch.contiguous_format

@@ -220,6 +220,7 @@ class StreamLoader(_EpochLoader):
             workers=workers,
             wanted=augment_in_workers,
             decode_on_device=self.decode_on_device,
+            flip=self.transform.flip and not self.transform.alternate_flip,
         )
         dataset, crops = self._cut_in_workers(dataset) if self.augment_in_workers else (dataset, None)
         self.normalize_in_workers = not self.decode_on_device and normalizes_in_workers(
@@ -251,14 +252,18 @@ class StreamLoader(_EpochLoader):
 
     def _cut_in_workers(
         self, dataset: torch.utils.data.Dataset
-    ) -> tuple[torch.utils.data.Dataset, tuple[tuple[int, int], int, bool]]:
-        """The data set whose workers cut the random resized crops (and random flips, but not alternating
-        ones: they go by index), and what the sampler needs to draw them; the transform no longer does."""
-        flip = self.transform.flip and not self.transform.alternate_flip
+    ) -> tuple[torch.utils.data.Dataset, tuple[Any, ...]]:
+        """The data set whose workers cut the random resized crops, or else the centre crop to the size,
+        and draw the random flips (not alternating ones: they go by index), and what the sampler needs to
+        draw them; the transform no longer does."""
+        t = self.transform
+        flip = t.flip and not t.alternate_flip
         stored = (int(dataset[0][0].shape[-2]), int(dataset[0][0].shape[-1]))
-        self.transform.resized_crop = False  # the batches arrive cut to size
-        self.transform.flip = self.transform.flip and not flip  # and flipped
-        return _WorkerAugment(dataset, self.transform.size or stored), (stored, self.batch_size, flip)
+        size = t.size or stored
+        centre = None if t.resized_crop else size
+        t.resized_crop = False  # the batches arrive cut to size
+        t.flip = t.flip and not flip  # and flipped
+        return _WorkerAugment(dataset, size), (stored, self.batch_size, flip, centre)
 
     def _geometry_left(self, dataset: torch.utils.data.Dataset) -> bool:
         """Whether the batch transform still cuts the batches (a crop, or a size they are not stored at)."""

@@ -125,9 +125,13 @@ def affine_for(
 
 def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The centre ``size`` = (H, W) window of every image (torchvision's rounding of the offsets)."""
-    h, w = size
-    top, left = round((x.shape[-2] - h) / 2.0), round((x.shape[-1] - w) / 2.0)
+    (h, w), (top, left) = size, centre_offsets((x.shape[-2], x.shape[-1]), size)
     return x[..., top : top + h, left : left + w]
+
+
+def centre_offsets(stored: Sequence[int], size: Sequence[int]) -> tuple[int, int]:
+    """(top, left) of the centre ``size`` = (h, w) window of an H×W image (torchvision's rounding)."""
+    return round((stored[0] - size[0]) / 2.0), round((stored[1] - size[1]) / 2.0)
 
 
 def resized_crop(x: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from zoo_core.data.ops import resized_crop_boxes
+from zoo_core.data.ops import centre_offsets, resized_crop_boxes
 
 FLIP_STREAM = 0x6F6C6966  # separates the seed of the first-epoch flips from every other stream
 AUG_STREAM = 0x67756161  # separates the seeds of the trainer's batch augmentations (--aug)
@@ -90,27 +90,31 @@ def shard_size(n: int, drop_last: bool, world_size: int, rank: int = 0, pad: boo
 
 
 def batch_draws(
-    seed: int, n: int, stored: tuple[int, int], flip: bool
+    seed: int, n: int, stored: tuple[int, int], flip: bool, centre: tuple[int, int] | None = None
 ) -> tuple[list[tuple[int, ...]], list[bool]]:
     """The random resized crop boxes and flips of one batch of ``n`` images stored at (H, W), drawn as
-    ``BatchTransform`` draws them from a generator seeded with ``seed`` (``mix(seed, epoch, rank, b)``)."""
+    ``BatchTransform`` draws them from a generator seeded with ``seed`` (``mix(seed, epoch, rank, b)``).
+    With ``centre`` = (h, w) no box is drawn: each is the centre window of that size (``center_crop``'s)."""
     generator = torch.Generator().manual_seed(seed)
-    boxes = resized_crop_boxes(n, stored[0], stored[1], generator).tolist()
+    if centre is None:
+        boxes = [tuple(box) for box in resized_crop_boxes(n, stored[0], stored[1], generator).tolist()]
+    else:
+        (h, w), (top, left) = centre, centre_offsets(stored, centre)
+        boxes = [(top, left, h, w)] * n
     flips = (torch.rand(n, generator=generator) < 0.5).tolist() if flip else [False] * n
-    return [tuple(box) for box in boxes], flips
+    return boxes, flips
 
 
 class ShardSampler(torch.utils.data.Sampler[int]):
     """One rank's indices for the epoch in ``epoch``, from position ``start`` (both set by the loader).
 
-    With ``crops`` = (stored (H, W), batch size, flip) it yields (index, box, flip) instead: each batch's
-    random resized crop boxes and flips drawn as ``BatchTransform`` draws them for that batch, from a
-    generator seeded with ``mix(seed, epoch, rank, b)``, for the workers to apply (``_WorkerAugment``).
+    With ``crops`` = (stored (H, W), batch size, flip, centre) it yields (index, box, flip) instead: each
+    batch's random resized crop boxes (with ``centre``, its centre windows) and flips drawn as
+    ``BatchTransform`` draws them for that batch, from a generator seeded with ``mix(seed, epoch, rank,
+    b)``, for the workers to apply (``_WorkerAugment``).
     It holds plain values, not the loader, so no reference cycle keeps DataLoader workers alive."""
 
-    def __init__(
-        self, n: int, num_samples: int, crops: tuple[tuple[int, int], int, bool] | None = None, **order: Any
-    ) -> None:
+    def __init__(self, n: int, num_samples: int, crops: tuple[Any, ...] | None = None, **order: Any) -> None:
         self.n, self.num_samples, self.order = n, num_samples, order
         self.crops = crops
         self.epoch = 0
@@ -124,12 +128,12 @@ class ShardSampler(torch.utils.data.Sampler[int]):
         return self._with_crops(chosen)
 
     def _with_crops(self, chosen: list[int]) -> Iterator[tuple[int, tuple[int, ...], bool]]:
-        stored, batch_size, flip = self.crops
+        stored, batch_size, flip, centre = self.crops
         first = self.start // batch_size
         for b in range(first, first + math.ceil(len(chosen) / batch_size)):
             batch = chosen[(b - first) * batch_size : (b - first + 1) * batch_size]
             seed = mix(self.order["seed"], self.epoch, self.order["rank"], b)
-            boxes, flips = batch_draws(seed, len(batch), stored, flip)
+            boxes, flips = batch_draws(seed, len(batch), stored, flip, centre)
             yield from zip(batch, boxes, flips, strict=True)
 
     def __len__(self) -> int:

@@ -35,12 +35,14 @@ def crops_in_workers(
     workers: int,
     wanted: bool | None = None,
     decode_on_device: bool = False,
+    flip: bool = False,
 ) -> bool:
-    """Whether DataLoader workers cut the random resized crops (and the random flips with them): when
-    training with them and workers, not decoding on the device (the device cuts what it decodes), and no
-    padded crop draws from the batch's generator between crop and flip; by default (``wanted`` None) on a
-    CPU, where the batched crop would hold the cores the decoding workers need."""
-    if decode_on_device or not (train and resized_crop) or crop_padding or workers <= 0:
+    """Whether DataLoader workers cut the random resized crops and draw the random flips (``flip``: a
+    streamed set's random flips alone are drawn there too): when training with them and workers, not
+    decoding on the device (the device cuts what it decodes), and no padded crop draws from the batch's
+    generator between crop and flip; by default (``wanted`` None) on a CPU, where the batched crop or
+    flip would hold the cores the decoding workers need."""
+    if decode_on_device or not (train and (resized_crop or flip)) or crop_padding or workers <= 0:
         return False
     return device_type == "cpu" if wanted is None else wanted
 

@@ -51,13 +51,15 @@ class ShardLoader(_EpochLoader):
             crop_padding=self.transform.crop_padding,
             workers=workers,
             wanted=augment_in_workers,
+            flip=self.transform.flip and not self.transform.alternate_flip,
         )
         crops = None
         t = self.transform
         stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
         if self.augment_in_workers:  # the workers cut and flip; the transform no longer does
             flip = t.flip and not t.alternate_flip
-            crops = (stored, tuple(t.size or stored), flip)
+            size = tuple(t.size or stored)
+            crops = (stored, size, flip, None if t.resized_crop else size)  # random boxes or the centre
             t.resized_crop = False
             t.flip = t.flip and not flip
         cut_to = t.size if t.size is not None and crops is None else None
@@ -177,9 +179,9 @@ class _ShardStream(torch.utils.data.IterableDataset):
         self, b: int, samples: list[tuple[torch.Tensor, int]], index: list[int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.crops is not None:  # the batch's boxes and flips, drawn as the batch transform would
-            stored, size, flip = self.crops
+            stored, size, flip, centre = self.crops
             seed = mix(self.plan["seed"], self.epoch, self.plan["rank"], b)
-            boxes, flips = batch_draws(seed, len(samples), stored, flip)
+            boxes, flips = batch_draws(seed, len(samples), stored, flip, centre)
             samples = [
                 ((cut.flip(-1) if f else cut), label)
                 for (image, label), box, f in zip(samples, boxes, flips, strict=True)
