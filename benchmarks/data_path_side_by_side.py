@@ -7,7 +7,8 @@ fed by the loader its recipe builds (CIFAR-10 held on the device), and the strea
 ``--before`` and ``--after`` are checkouts (``git archive REV | tar -x -C DIR``); each round runs one fresh
 process per side (``PYTHONPATH`` set to its checkout), before then after, then the next round after then
 before. fastnet: ``--batches`` training steps of batch ``--batch-size`` (SGD, the recipe's crop, flip,
-channels_last, fp32) after ``--warmup``, on CIFAR-10's training split; img/s of the timed steps. The
+channels_last, fp32) after ``--warmup``, on CIFAR-10's training split; img/s of the timed steps.
+DeviceLoader: ``--loader-epochs`` whole epochs of that split after a warm-up one, the loader alone. The
 streamed ImageFolder figures come from ``benchmarks/imagefolder_stream.py`` run by each side on one tree.
 """
 
@@ -45,6 +46,31 @@ print(json.dumps({"img_per_s": timed * batch / (time.perf_counter() - start)}))
 """
 
 
+# the DeviceLoader alone: whole epochs of CIFAR-10's training split (padded crop, flip, normalization,
+# channels_last), after one warm-up epoch
+LOADER = r"""
+import json, sys, time
+import torch
+from zoo_core import create_dataset
+from zoo_core.data.loader import make_loader
+data = create_dataset("cifar10", root=sys.argv[1], split="train")
+batch, epochs = int(sys.argv[2]), int(sys.argv[3])
+loader = make_loader(data, batch_size=batch, device="cpu", train=True, crop_padding=4, flip=True,
+                     channels_last=True, seed=0)
+for epoch in range(epochs + 1):
+    if epoch == 1:
+        start, images = time.perf_counter(), 0
+    loader.set_epoch(epoch)
+    for x, _ in loader:
+        images += len(x) if epoch else 0
+print(json.dumps({"img_per_s": images / (time.perf_counter() - start)}))
+"""
+WHAT = {
+    "steps": "fastnet training steps, CIFAR-10 held in memory",
+    "loader": "DeviceLoader epochs alone (padded crop 4, flip, normalization, channels_last), CIFAR-10",
+}
+
+
 def run(code: Path, args: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code.resolve())}
     out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True)
@@ -60,30 +86,39 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--loader-epochs", type=int, default=2, help="timed DeviceLoader epochs (0: none)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     sides = {"before": args.before, "after": args.after}
-    rounds: dict[str, list[float]] = {name: [] for name in sides}
+    jobs = {"steps": ["-c", STEP, args.data_dir, str(args.batch_size), str(args.warmup), str(args.batches)]}
+    if args.loader_epochs:
+        jobs["loader"] = ["-c", LOADER, args.data_dir, str(args.batch_size), str(args.loader_epochs)]
+    rounds = {(what, name): [] for what in jobs for name in sides}
     for r in range(args.rounds):
-        for name in sides if r % 2 == 0 else reversed(list(sides)):
-            step = ["-c", STEP, args.data_dir, str(args.batch_size), str(args.warmup), str(args.batches)]
-            rounds[name].append(run(sides[name], step)["img_per_s"])
-            print(f"round {r + 1} {name}: {rounds[name][-1]:.1f} img/s", file=sys.stderr, flush=True)
-    median = {name: statistics.median(values) for name, values in rounds.items()}
-    lines = [
-        f"fastnet training steps, CIFAR-10 held in memory, batch {args.batch_size}, {args.batches} timed "
-        f"after {args.warmup}, {args.rounds} alternating rounds",
-        "",
-        "| side | checkout | median img/s | rounds |",
-        "|---|---|---:|---|",
-        *(
-            f"| {name} | {sides[name]} | {median[name]:.1f} | {', '.join(f'{v:.1f}' for v in rounds[name])} |"
-            for name in sides
-        ),
-        "",
-        f"after / before: {median['after'] / median['before']:.3f}",
-    ]
-    text = "\n".join(lines) + "\n"
+        for what, job in jobs.items():
+            for name in sides if r % 2 == 0 else reversed(list(sides)):
+                rounds[what, name].append(run(sides[name], job)["img_per_s"])
+                print(f"round {r + 1} {what} {name}: {rounds[what, name][-1]:.1f} img/s", file=sys.stderr)
+    median = {key: statistics.median(values) for key, values in rounds.items()}
+    lines = []
+    for what in jobs:
+        lines += [
+            f"{WHAT[what]}, batch {args.batch_size}"
+            + (f", {args.batches} timed after {args.warmup}" if what == "steps" else "")
+            + f", {args.rounds} alternating rounds",
+            "",
+            "| side | checkout | median img/s | rounds |",
+            "|---|---|---:|---|",
+            *(
+                f"| {name} | {sides[name]} | {median[what, name]:.1f} | "
+                f"{', '.join(f'{v:.1f}' for v in rounds[what, name])} |"
+                for name in sides
+            ),
+            "",
+            f"after / before: {median[what, 'after'] / median[what, 'before']:.3f}",
+            "",
+        ]
+    text = "\n".join(lines)
     print(text)
     if args.output:
         args.output.write_text(text)

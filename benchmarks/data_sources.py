@@ -10,7 +10,8 @@ once into ``--work``); the shards (1,000 photos each, ``KEY.jpg`` + ``KEY.cls``,
 index) and the parquet files (1,000 rows each, an Image column of the same bytes and a ClassLabel) hold
 the very same JPEG bytes. Every loader reads at 224×224 ImageNet-style, as ``zoo train`` reads large
 images: zoo's three store each photo at 256 (224 / 0.875, shorter side, centre square) by zoo's one
-decoder and cut the RandomResizedCrop and flip in the workers (on a CPU), batches channels_last;
+decoder, and on a CPU their workers cut the RandomResizedCrop, flip and normalize (float32 batches,
+channels_last);
 torchvision applies RandomResizedCrop(224), RandomHorizontalFlip, ToTensor and Normalize per image. Same
 batch, workers and pinning; the four alternate over ``--rounds`` rounds, each a fresh iterator that skips
 ``--warmup`` batches and times ``--batches``; the median round counts. Every round is a row of the .jsonl.

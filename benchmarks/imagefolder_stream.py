@@ -9,14 +9,15 @@ scikit-learn ships, in 10 class folders, written once into ``--work`` by this sc
 (224), ImageNet-style as ``zoo train`` reads large images: zoo streams them (``imagefolder(...,
 data_mode="stream")`` + ``make_loader``, as zoo train would on the device: workers decode (zoo's one
 decoder: torchvision's JPEG decoder and its antialiased resize) to the stored size, shorter side 224 /
-0.875 and the centre square, into uint8 batches; on a CPU the workers cut the RandomResizedCrop of the
-stored image and flip themselves, on a GPU the device does; normalization on the device) against
+0.875 and the centre square; on a CPU the workers cut the RandomResizedCrop of the stored image, flip
+and normalize themselves and stack float32 channels_last batches, on a GPU uint8 batches go to the device,
+which does all that) against
 ``torchvision.datasets.ImageFolder`` with ``RandomResizedCrop(224)``, ``RandomHorizontalFlip``,
 ``ToTensor``, ``Normalize`` and a ``DataLoader`` with the same workers, batch and pinning. Trees smaller
 than the largest are hard links to its first photos. The two alternate over ``--rounds`` rounds; each round
 starts a fresh iterator, skips ``--warmup`` batches, then times ``--batches``; the median round counts.
 Memory: a process that streams ``--steps`` batches into a one-layer model with SGD, for each tree size of
-``--rss``; its peak RSS (``ru_maxrss``) and its workers' peak.
+``--rss``; its own peak RSS (``VmHWM``) and its workers' peak (``ru_maxrss`` of its children).
 """
 
 from __future__ import annotations
@@ -254,12 +255,12 @@ def render(doc: dict) -> str:
         f"read at {doc['size']}×{doc['size']}; batch {doc['batch']}, {doc['workers']} workers; "
         f"{doc['rounds']} alternating rounds of {doc['batches']} timed batches after {doc['warmup']}.",
         "- zoo: the streamed imagefolder; its workers decode each photo (zoo's one decoder: torchvision's "
-        "JPEG decoder, torch's antialiased resize) to the stored size into uint8 batches; "
+        "JPEG decoder, torch's antialiased resize) to the stored size; "
         + (
-            "(imagenet) the random resized crop and the flip are cut in the workers too, as zoo does on "
-            "a CPU: the crop is a window of the stored image, resized by torch's uint8 bilinear kernel; "
-            "the batches are stacked channels_last (zoo train's layout on a CPU); (resize) the flip, and "
-            "the normalization, run on the device, here the main process. torchvision: "
+            "as zoo does on a CPU, the workers also cut (imagenet) the random resized crop, a window of "
+            "the stored image resized by torch's uint8 bilinear kernel, draw the flips and normalize, "
+            "and stack float32 channels_last batches (zoo train's layout on a CPU): the main process "
+            "only receives them. torchvision: "
             if doc["device"] == "cpu"
             else "(imagenet) the random resized crop is cut on the device, a batch at a time, from the "
             "stored image; flip and normalization run on the device too. torchvision: "

@@ -88,6 +88,16 @@ def test_ops_keep_channels_last_inputs_correct() -> None:
     assert torch.equal(random_crop(cl, 2, gen(5)), random_crop(x, 2, gen(5)))
 
 
+def test_small_constants_are_made_once_per_device_and_dtype() -> None:
+    from zoo_core.data.ops import device_constant
+
+    table = device_constant(((1, 2), (3, 4)), "cpu", torch.float32)
+    assert table is device_constant(((1, 2), (3, 4)), "cpu", torch.float32)  # no copy the second time
+    assert table.dtype == torch.float32 and table.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert device_constant((1, 2), "cpu").dtype == torch.int64
+    assert device_constant((1, 2), "cpu", torch.uint8) is not device_constant((1, 2), "cpu")
+
+
 def test_normalize_gives_float32_standard_scores() -> None:
     x = torch.tensor([0, 255, 51], dtype=torch.uint8).view(1, 3, 1, 1).expand(2, 3, 2, 2)
     out = normalize(x, (0.0, 0.5, 0.2), (1.0, 0.5, 0.1))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -226,13 +227,22 @@ def resized_crop_boxes(
     return boxes.long()
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
+def device_constant(
+    values: tuple[Any, ...], device: torch.device | str, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """The one cache of small constant tensors: ``values`` (numbers, or tuples of them for a table) as a
+    tensor on ``device``, made once per device and dtype (torch's default dtype for the values when
+    None). Copied to a GPU on every batch, such a constant would make the host wait for the device. The
+    tensor is shared: read it, never write into it."""
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
 def _fallback_tensor(
     height: int, width: int, ratio: tuple[float, float], device: torch.device
 ) -> torch.Tensor:
-    """``_fallback_box`` as a float32 tensor on ``device``, made once: copied to a GPU on every batch, it
-    would make the host wait for the device."""
-    return torch.tensor(_fallback_box(height, width, ratio), dtype=torch.float32, device=device)
+    """``_fallback_box`` as a float32 tensor on ``device``, made once."""
+    return device_constant(_fallback_box(height, width, ratio), device, torch.float32)
 
 
 def _fallback_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from zoo_core.data.ops import affine_for, device_constant
 from zoo_plugins.augmentations._checks import require
 from zoo_plugins.augmentations.ops import apply_masked, apply_sorted, group_rows
 
@@ -69,20 +70,29 @@ WIDE: Space = {
 }
 
 
-@functools.lru_cache(maxsize=32)
 def _tables(
     space_name: str, ops: tuple[str, ...], bins: int, h: int, w: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(len(ops), bins) float32 magnitudes (0 where an op has none) and (len(ops),) bool signed, once per
-    device."""
+    device (``device_constant``)."""
+    table, signed = _table_values(space_name, ops, bins, h, w)
+    return device_constant(table, device, torch.float32), device_constant(signed, device, torch.bool)
+
+
+@functools.lru_cache(maxsize=32)
+def _table_values(
+    space_name: str, ops: tuple[str, ...], bins: int, h: int, w: int
+) -> tuple[tuple[tuple[float, ...], ...], tuple[bool, ...]]:
+    """``_tables``' values, as tuples (float32 values, exact as Python floats)."""
     space = {"standard": STANDARD, "wide": WIDE}[space_name]
     table = torch.zeros(len(ops), bins)
-    signed = torch.zeros(len(ops), dtype=torch.bool)
+    signed = []
     for k, name in enumerate(ops):
-        values, signed[k] = space[name]
+        values, sign = space[name]
+        signed.append(bool(sign))
         if values is not None:
             table[k] = values(bins, h, w)
-    return table.to(device), signed.to(device)
+    return tuple(tuple(row) for row in table.tolist()), tuple(signed)
 
 
 def magnitudes(
@@ -110,16 +120,24 @@ def magnitudes(
     return torch.where(signed[row] & negate, -value, value)
 
 
-@functools.lru_cache(maxsize=16)
 def _normalization(
     mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(scale, shift) with ``uint8 · scale + shift`` the normalized image, as zoo's loaders compute it
     (``zoo_core.data.ops.affine_for``), and their inverse (255·std, 255·mean); (1, C, 1, 1) each, made once
-    per device rather than copied every batch."""
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
-    return tuple(t.to(device) for t in (1.0 / (255.0 * s), -m / s, 255.0 * s, 255.0 * m))
+    per device (``device_constant``) rather than copied every batch."""
+    return tuple(  # type: ignore[return-value]
+        device_constant(values, device, torch.float32).view(1, -1, 1, 1)
+        for values in _normalization_values(mean, std)
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _normalization_values(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[tuple[float, ...], ...]:
+    """``_normalization``'s four rows, computed in float32 as the loaders compute them (exact as floats)."""
+    m = torch.tensor(mean, dtype=torch.float32)
+    s = torch.tensor(std, dtype=torch.float32)
+    return tuple(tuple(t.flatten().tolist()) for t in (*affine_for(m, s, "cpu"), 255.0 * s, 255.0 * m))
 
 
 def levels_from(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
+from zoo_core.data.ops import device_constant
 from zoo_plugins.augmentations._checks import check_num_classes, check_probability, require
 from zoo_plugins.augmentations._policy import apply_policy, check_normalization, magnitudes
 from zoo_plugins.augmentations._random import apply_mask
@@ -101,14 +101,18 @@ POLICIES: dict[str, tuple[tuple[tuple[str, float, int], tuple[str, float, int]],
 }
 
 
-@functools.lru_cache(maxsize=8)
 def _tables(policy: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(sub-policies, 2) op indices into OPS, probabilities and bins of a policy, once per device."""
+    """(sub-policies, 2) op indices into OPS, probabilities and bins of a policy, once per device
+    (``device_constant``)."""
     rules = POLICIES[policy]
-    op = torch.tensor([[OPS.index(name) for name, _, _ in pair] for pair in rules])
-    prob = torch.tensor([[p for _, p, _ in pair] for pair in rules])
-    bins = torch.tensor([[b for _, _, b in pair] for pair in rules], dtype=torch.float32)
-    return op.to(device), prob.to(device), bins.to(device)
+    op = tuple(tuple(OPS.index(name) for name, _, _ in pair) for pair in rules)
+    prob = tuple(tuple(p for _, p, _ in pair) for pair in rules)
+    bins = tuple(tuple(float(b) for _, _, b in pair) for pair in rules)
+    return (
+        device_constant(op, device, torch.int64),
+        device_constant(prob, device, torch.float32),
+        device_constant(bins, device, torch.float32),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

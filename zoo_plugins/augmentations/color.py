@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from zoo_core.data.ops import device_constant
 from zoo_plugins.augmentations._batch import per_image, where_applied
 from zoo_plugins.augmentations._checks import check_num_classes, check_probability, require
 from zoo_plugins.augmentations._random import apply_mask, uniform
@@ -18,11 +18,9 @@ from zoo_plugins.augmentations._random import apply_mask, uniform
 _LUMA = (0.2989, 0.587, 0.114)
 
 
-@functools.lru_cache(maxsize=64)
 def _channel_constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Per-channel constants (1, C, 1, 1) made once per device: a copy to a GPU each batch would make the
-    host wait for the device."""
-    return torch.tensor(values, dtype=dtype).view(1, -1, 1, 1).to(device)
+    """Per-channel constants (1, C, 1, 1), made once per device (``device_constant``)."""
+    return device_constant(values, device, dtype).view(1, -1, 1, 1)
 
 
 def _gray(pixels: torch.Tensor) -> torch.Tensor:

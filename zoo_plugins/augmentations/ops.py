@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from zoo_core.data.ops import device_constant
 from zoo_plugins.augmentations._batch import per_image
 
 OPS = (
@@ -137,7 +138,8 @@ def sharpness(pixels: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=16)
 def _interior(h: int, w: int, device: torch.device) -> torch.Tensor:
-    """1 at the flattened positions w + 1 … h·w − w − 2 that are off the first and last column, else 0."""
+    """1 at the flattened positions w + 1 … h·w − w − 2 that are off the first and last column, else 0: a
+    mask made per size and device (as long as the image: not one of ``device_constant``'s small tables)."""
     column = torch.arange(w + 1, h * w - w - 1, device=device) % w
     return ((column > 0) & (column < w - 1)).float()
 
@@ -280,7 +282,7 @@ def affine(pixels: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     h, w = pixels.shape[-2:]
     device = pixels.device
     # torchvision: theta divided by (w/2, h/2) in float32, then (x, y, 1) · theta per output pixel centre
-    half = _constant((0.5 * w, 0.5 * h), device).view(1, 2, 1)
+    half = device_constant((0.5 * w, 0.5 * h), device).view(1, 2, 1)
     theta = matrices.to(device=device, dtype=torch.float32) / half  # (N, 2 outputs, 3 coefficients)
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, w, device=device).view(1, 1, 1, w)
     ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, h, device=device).view(1, 1, h, 1)
@@ -323,7 +325,7 @@ def group_rows(op: torch.Tensor, ops: Sequence[str]) -> tuple[torch.Tensor, list
     group_of = [0] + [
         1 if name in GEOMETRIC else 0 if name == "identity" else 2 + others.index(name) for name in ops
     ]
-    group = _constant(tuple(group_of), op.device)[op + 1]
+    group = device_constant(tuple(group_of), op.device)[op + 1]
     counts = torch.bincount(group, minlength=2 + len(others)).tolist()
     return torch.argsort(group, stable=True), counts
 
@@ -389,7 +391,7 @@ def apply_masked(
     out = pixels
     geometric = [k for k, name in enumerate(ops) if name in GEOMETRIC]
     if geometric:
-        moved = (op.view(-1, 1) == _constant(tuple(geometric), op.device)).any(1)
+        moved = (op.view(-1, 1) == device_constant(tuple(geometric), op.device)).any(1)
         matrices = _geometric_matrices(op, magnitude, ops, h, w)
         out = torch.where(moved.view(-1, 1, 1, 1), affine(pixels, matrices), out)
     for k, name in enumerate(ops):
@@ -404,7 +406,7 @@ def _geometric_matrices(
 ) -> torch.Tensor:
     """(N, 2, 3) each image's inverse affine matrix for the geometric op it drew (the identity where it
     drew another), for one ``affine`` over all of them."""
-    unmoved = _constant((1.0, 0.0, 0.0, 0.0, 1.0, 0.0), magnitude.device).to(_wide(magnitude).dtype)
+    unmoved = device_constant((1.0, 0.0, 0.0, 0.0, 1.0, 0.0), magnitude.device).to(_wide(magnitude).dtype)
     matrices = unmoved.view(1, 2, 3).expand(len(op), 2, 3)
     for k, name in enumerate(ops):
         if name in GEOMETRIC:
@@ -431,10 +433,3 @@ def apply_ops(
 def _others(ops: tuple[str, ...]) -> list[str]:
     """The operations that have a group of their own: all but identity and the geometric ones."""
     return [name for name in ops if name not in GEOMETRIC and name != "identity"]
-
-
-@functools.lru_cache(maxsize=32)
-def _constant(values: tuple[int, ...] | tuple[float, ...], device: torch.device) -> torch.Tensor:
-    """A small table (int64 or float32), made once per device: copied to a GPU on every batch, it would make
-    the host wait for the device."""
-    return torch.tensor(values, device=device)
