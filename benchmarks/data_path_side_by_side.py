@@ -8,7 +8,9 @@ fed by the loader its recipe builds (CIFAR-10 held on the device), and the strea
 process per side (``PYTHONPATH`` set to its checkout), before then after, then the next round after then
 before. fastnet: ``--batches`` training steps of batch ``--batch-size`` (SGD, the recipe's crop, flip,
 channels_last, fp32) after ``--warmup``, on CIFAR-10's training split; img/s of the timed steps.
-DeviceLoader: ``--loader-epochs`` whole epochs of that split after a warm-up one, the loader alone. The
+DeviceLoader: ``--loader-epochs`` whole epochs of that split after a warm-up one, the loader alone.
+``--shards`` / ``--photos``: ``--stream-batches`` batches of a wds or imagefolder set streamed as zoo train
+reads it on a CPU, after 5. The
 streamed ImageFolder figures come from ``benchmarks/imagefolder_stream.py`` run by each side on one tree.
 """
 
@@ -57,15 +59,39 @@ data = create_dataset("cifar10", root=sys.argv[1], split="train")
 batch, epochs = int(sys.argv[2]), int(sys.argv[3])
 loader = make_loader(data, batch_size=batch, device="cpu", train=True, crop_padding=4, flip=True,
                      channels_last=True, seed=0)
-for epoch in range(epochs + 1):
+start, images = time.perf_counter(), 0
+for epoch in range(epochs + 1):  # epoch 0 warms up
     if epoch == 1:
         start, images = time.perf_counter(), 0
     loader.set_epoch(epoch)
     for x, _ in loader:
-        images += len(x) if epoch else 0
+        images += len(x)
 print(json.dumps({"img_per_s": images / (time.perf_counter() - start)}))
 """
+# a streamed data set read as zoo train reads it on a CPU (ImageNet-style at 224, 2 workers, batch 64)
+STREAM = r"""
+import json, sys, time
+from pathlib import Path
+from zoo_core import create_dataset
+from zoo_core.allocator import keep_freed_memory
+from zoo_core.data.loader import make_loader
+keep_freed_memory()
+name, root, options = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])
+warmup, timed = int(sys.argv[4]), int(sys.argv[5])
+data = create_dataset(name, root=root, split="train", image_size=224, **options)
+loader = make_loader(data, batch_size=64, device="cpu", train=True, flip=True, resized_crop=True,
+                     num_workers=2, channels_last=True)
+batches = iter(loader)
+for _ in range(warmup):
+    next(batches)
+start = time.perf_counter()
+for _ in range(timed):
+    next(batches)
+print(json.dumps({"img_per_s": timed * 64 / (time.perf_counter() - start)}))
+"""
 WHAT = {
+    "wds": "wds shards streamed as zoo train reads them on a CPU (224 ImageNet-style, 2 workers, batch 64)",
+    "imagefolder": "imagefolder photos streamed as zoo train reads them on a CPU (as wds)",
     "steps": "fastnet training steps, CIFAR-10 held in memory",
     "loader": "DeviceLoader epochs alone (padded crop 4, flip, normalization, channels_last), CIFAR-10",
 }
@@ -87,12 +113,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--loader-epochs", type=int, default=2, help="timed DeviceLoader epochs (0: none)")
+    parser.add_argument("--shards", help="a folder of wds shards (train-*.tar) to stream too")
+    parser.add_argument("--photos", help="an ImageFolder tree of photos to stream too")
+    parser.add_argument("--stream-batches", type=int, default=40, help="timed streamed batches, after 5")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     sides = {"before": args.before, "after": args.after}
     jobs = {"steps": ["-c", STEP, args.data_dir, str(args.batch_size), str(args.warmup), str(args.batches)]}
     if args.loader_epochs:
         jobs["loader"] = ["-c", LOADER, args.data_dir, str(args.batch_size), str(args.loader_epochs)]
+    streamed = (("wds", args.shards, {}), ("imagefolder", args.photos, {"data_mode": "stream"}))
+    for what, root, options in streamed:
+        if root:
+            jobs[what] = ["-c", STREAM, what, root, json.dumps(options), "5", str(args.stream_batches)]
     rounds = {(what, name): [] for what in jobs for name in sides}
     for r in range(args.rounds):
         for what, job in jobs.items():

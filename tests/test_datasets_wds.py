@@ -5,6 +5,7 @@ batch, damaged members skipped by name or fatal under strict, patterns, URL list
 from __future__ import annotations
 
 import io
+import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -160,6 +161,30 @@ def test_brace_patterns_url_lists_and_pipe_commands(shards):
     piped = f"pipe:cat {root / 'train-0000.tar'}"
     data = read(Path("/nonexistent"), urls=piped, classes=str(root / "classes.txt"))
     assert data.shard_sizes == [5] and data[3][1] == 3
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="webdataset reads http(s) shards through curl")
+def test_shards_served_over_http_are_counted_read_and_named(shards):
+    """Shards on a web server (here one on 127.0.0.1): counted by reading them through, classes.txt fetched
+    beside them, every sample read once an epoch."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root, _ = shards
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{{split}}-{{0000..0004}}.tar"
+        data = read(Path("/nonexistent"), urls=url)
+        assert data.shard_sizes == [5, 5, 5, 5, 4] and data.classes[:2] == ["c0", "c1"]
+        batches, _ = epoch_labels(data, workers=2)
+        assert sorted(y for batch in batches for y in batch) == list(range(N))
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_without_classes_txt_the_indices_name_the_classes(tmp_path):

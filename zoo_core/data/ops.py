@@ -78,13 +78,11 @@ def normalize(
 
 class Normalize:
     """The one normalization: uint8 images → float32 ``x * scale + shift`` per channel (``affine_for``'s
-    pair: ``(x / 255 - mean) / std``), its constants made once on their device.
+    pair: ``(x / 255 - mean) / std``), a multiply then an add, its constants made once on their device.
 
-    Off a CPU it is one mixed-dtype kernel (uint8 read, float32 written). On a CPU it is a float32 copy
-    then two in-place passes, the same values: torch's CPU kernel that casts as it multiplies does not
-    vectorize. There a channels_last batch is scaled by whole (1, C, H, W) planes, made once per size:
-    per-channel values broadcast over it vary along its innermost dimension (C, 3 wide), which the CPU's
-    vector kernels run several times slower; the same float32 products and sums either way."""
+    A channels_last batch on a CPU is scaled by whole (1, C, H, W) planes, made once per size: per-channel
+    values broadcast over it vary along its innermost dimension (C, 3 wide), which the CPU's vector kernels
+    run several times slower; the same float32 products and sums either way."""
 
     def __init__(
         self,
@@ -96,22 +94,25 @@ class Normalize:
         self._planes: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
-            return torch.mul(x, self.scale).add_(self.shift)
-        return self.in_place(x.to(torch.float32, memory_format=torch.preserve_format))
+        scale, shift = self._constants(x)
+        return torch.mul(x, scale).add_(shift)  # uint8 × float32 promotes inside the kernel: no float copy
 
     def in_place(self, x: torch.Tensor) -> torch.Tensor:
-        """A float32 CPU batch of uint8 values (0–255) normalized in place (e.g. stacked by a worker)."""
-        scale, shift = self.scale, self.shift
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            key = (int(x.shape[-2]), int(x.shape[-1]))
-            if key not in self._planes:
-                planes = (t.expand(1, -1, *key) for t in (scale, shift))
-                self._planes[key] = tuple(  # type: ignore[assignment]
-                    p.contiguous(memory_format=torch.channels_last) for p in planes
-                )
-            scale, shift = self._planes[key]
+        """A float32 batch of uint8 values (0–255) normalized in place (e.g. stacked so by a worker)."""
+        scale, shift = self._constants(x)
         return x.mul_(scale).add_(shift)
+
+    def _constants(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        if x.device.type != "cpu" or not channels_last or x.is_contiguous():
+            return self.scale, self.shift
+        key = (int(x.shape[-2]), int(x.shape[-1]))
+        if key not in self._planes:
+            planes = (t.expand(1, -1, *key) for t in (self.scale, self.shift))
+            self._planes[key] = tuple(  # type: ignore[assignment]
+                p.contiguous(memory_format=torch.channels_last) for p in planes
+            )
+        return self._planes[key]
 
 
 def affine_for(
