@@ -98,21 +98,23 @@ class Normalize:
         return torch.mul(x, scale).add_(shift)  # uint8 × float32 promotes inside the kernel: no float copy
 
     def in_place(self, x: torch.Tensor) -> torch.Tensor:
-        """A float32 batch of uint8 values (0–255) normalized in place (e.g. stacked so by a worker)."""
+        """A float32 batch (N×C×H×W) or image (C×H×W) of uint8 values (0–255) normalized in place (e.g.
+        each image of a batch a worker stacks, while it is still in the core's cache)."""
         scale, shift = self._constants(x)
         return x.mul_(scale).add_(shift)
 
     def _constants(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
-        if x.device.type != "cpu" or not channels_last or x.is_contiguous():
-            return self.scale, self.shift
-        key = (int(x.shape[-2]), int(x.shape[-1]))
-        if key not in self._planes:
-            planes = (t.expand(1, -1, *key) for t in (self.scale, self.shift))
-            self._planes[key] = tuple(  # type: ignore[assignment]
-                p.contiguous(memory_format=torch.channels_last) for p in planes
-            )
-        return self._planes[key]
+        scale, shift = self.scale, self.shift
+        channels_inside = x.dim() in (3, 4) and x.shape[-3] > 1 and x.stride(-3) == 1
+        if x.device.type == "cpu" and channels_inside:
+            key = (int(x.shape[-2]), int(x.shape[-1]))
+            if key not in self._planes:
+                planes = (t.expand(1, -1, *key) for t in (scale, shift))
+                self._planes[key] = tuple(  # type: ignore[assignment]
+                    p.contiguous(memory_format=torch.channels_last) for p in planes
+                )
+            scale, shift = self._planes[key]
+        return (scale, shift) if x.dim() == 4 else (scale[0], shift[0])
 
 
 def affine_for(
