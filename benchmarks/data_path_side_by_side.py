@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=8, help="timed fastnet steps (0: none)")
     parser.add_argument("--loader-epochs", type=int, default=2, help="timed DeviceLoader epochs (0: none)")
     parser.add_argument("--shards", help="a folder of wds shards (train-*.tar) to stream too")
     parser.add_argument("--photos", help="an ImageFolder tree of photos to stream too")
@@ -119,7 +119,9 @@ def main() -> None:
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     sides = {"before": args.before, "after": args.after}
-    jobs = {"steps": ["-c", STEP, args.data_dir, str(args.batch_size), str(args.warmup), str(args.batches)]}
+    jobs: dict[str, list[str]] = {}
+    if args.batches:
+        jobs["steps"] = ["-c", STEP, args.data_dir, str(args.batch_size), str(args.warmup), str(args.batches)]
     if args.loader_epochs:
         jobs["loader"] = ["-c", LOADER, args.data_dir, str(args.batch_size), str(args.loader_epochs)]
     streamed = (("wds", args.shards, {}), ("imagefolder", args.photos, {"data_mode": "stream"}))
