@@ -132,11 +132,14 @@ def test_crops_cut_in_the_workers_keep_the_model_size(shards):
 
 
 def test_the_workers_normalize_the_batches_as_the_main_process_would(shards):
+    from zoo_core.data.shard_feed import ShardLoader
+
     data = read(shards[0])
-    options = dict(batch_size=4, device="cpu", train=False, channels_last=True)
-    workers = make_loader(data, num_workers=2, **options)
-    here = make_loader(data, num_workers=0, **options)
+    options = dict(batch_size=4, device="cpu", train=False, channels_last=True, mean=data.mean, std=data.std)
+    workers = ShardLoader(data, num_workers=2, **options)  # no size to cut to: nothing left but normalizing
+    here = ShardLoader(data, num_workers=0, **options)
     assert not workers.transform.normalize and here.transform.normalize
+    assert make_loader(data, batch_size=4, device="cpu", train=False, num_workers=2).transform.normalize
     (xa, ya), (xb, yb) = ([torch.cat(t) for t in zip(*loader, strict=True)] for loader in (workers, here))
     assert xa.dtype == torch.float32
     assert torch.equal(xa[ya.argsort()], xb[yb.argsort()])  # the workers deal the shards in their own order

@@ -35,8 +35,8 @@ for epoch in (0, 1):
     loader.set_epoch(epoch)
     ids = []
     for x, _ in loader:
-        first = ((x[:, :2, 0, 0] - loader.transform.shift.view(1, -1)[:, :2])
-                 / loader.transform.scale.view(1, -1)[:, :2]).round().long()
+        first = ((x[:, :2, 0, 0] - loader.transform.normalizer.shift.view(1, -1)[:, :2])
+                 / loader.transform.normalizer.scale.view(1, -1)[:, :2]).round().long()
         ids += (first[:, 0] + 256 * first[:, 1]).tolist()
     seen[epoch] = ids
 trainer.fit()

@@ -224,7 +224,7 @@ class StreamLoader(_EpochLoader):
         )
         dataset, crops = self._cut_in_workers(dataset) if self.augment_in_workers else (dataset, None)
         self.normalize_in_workers = not self.decode_on_device and normalizes_in_workers(
-            device_type=self.device.type, workers=workers, geometry_left=self._geometry_left(dataset)
+            device_type=self.device.type, workers=workers, geometry_left=self._geometry_left()
         )
         collate: Any = None
         channels_last = self.transform.channels_last and self.device.type == "cpu"
@@ -265,14 +265,11 @@ class StreamLoader(_EpochLoader):
         t.flip = t.flip and not flip  # and flipped
         return _WorkerAugment(dataset, size), (stored, self.batch_size, flip, centre)
 
-    def _geometry_left(self, dataset: torch.utils.data.Dataset) -> bool:
-        """Whether the batch transform still cuts the batches (a crop, or a size they are not stored at)."""
+    def _geometry_left(self) -> bool:
+        """Whether the batch transform may still cut the batches: a crop, or a size the workers did not
+        cut them to (the centre crop, when the images are stored larger)."""
         t = self.transform
-        if t.resized_crop or t.crop_padding:
-            return True
-        if t.size is None or self.augment_in_workers:  # workers' crops come at the size
-            return False
-        return tuple(dataset[0][0].shape[-2:]) != t.size
+        return bool(t.resized_crop or t.crop_padding or (t.size is not None and not self.augment_in_workers))
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""

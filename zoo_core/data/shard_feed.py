@@ -55,18 +55,17 @@ class ShardLoader(_EpochLoader):
         )
         crops = None
         t = self.transform
-        stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
         if self.augment_in_workers:  # the workers cut and flip; the transform no longer does
             flip = t.flip and not t.alternate_flip
+            stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
             size = tuple(t.size or stored)
             crops = (stored, size, flip, None if t.resized_crop else size)  # random boxes or the centre
             t.resized_crop = False
             t.flip = t.flip and not flip
-        cut_to = t.size if t.size is not None and crops is None else None
-        normalize = normalizes_in_workers(
+        normalize = normalizes_in_workers(  # unless the transform may still cut (as StreamLoader's rule)
             device_type=self.device.type,
             workers=workers,
-            geometry_left=bool(t.resized_crop or t.crop_padding or (cut_to and cut_to != stored)),
+            geometry_left=bool(t.resized_crop or t.crop_padding or (t.size is not None and crops is None)),
         )
         channels_last = t.channels_last and self.device.type == "cpu"
         t.normalize = not normalize  # the workers normalize, or the transform does
