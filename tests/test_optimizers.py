@@ -163,3 +163,13 @@ def test_finished_groups_are_held_and_frozen_in_every_member(lenet):
     features = [p for name, p in lenet.named_parameters() if name.startswith("features")]
     assert not any(p.requires_grad for p in features)
     assert all(p.requires_grad for name, p in lenet.named_parameters() if name.startswith("classifier"))
+
+
+def test_a_mistyped_option_is_refused_before_the_data_set_is_read(run_zoo, tmp_path):
+    """The specs are checked at set-up as --aug's are: here the data are missing, and the typo is named."""
+    result = run_zoo(
+        "train", "cifar10", "fastnet", "--data-dir", str(tmp_path / "none"), "--out", str(tmp_path / "run"),
+        "--param-group", "block*.conv*.weight:optimizer=muon:ns_step=3", timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Optimizer 'muon' has no option 'ns_step'" in result.stderr and "CIFAR" not in result.stderr

@@ -154,8 +154,8 @@ class TrainConfig:
         check_param_groups(self.param_groups)
 
     def check_optimizers(self) -> None:
-        """Every optimizer the run names (``--optimizer`` and the groups') is registered (the spec's options
-        are checked when it is built)."""
+        """Every optimizer the run names (``--optimizer`` and the groups') is registered (the specs' options
+        are checked at set-up, before the data loads: ``optim.check_optimizer_specs``)."""
         from zoo_core.catalog import get_catalog
 
         specs = [self.optimizer, *(g.get("optimizer") for g in self.param_groups or [])]

@@ -136,6 +136,34 @@ def make_optimizer(model: nn.Module, cfg: Any, catalog: Any = None) -> torch.opt
     return OptimizerSet(optimizers)
 
 
+def check_optimizer_specs(cfg: Any, catalog: Any) -> None:
+    """Every optimizer spec of the run (its own, its parameter groups', and the ``others`` of a
+    matrices-only one) names a registered optimizer whose builder takes its options: checked at set-up,
+    before minutes of data loading, with the messages ``build_optimizer`` would give."""
+    from zoo_core.spec import bind_options
+
+    groups = cfg.param_groups or []
+    specs = [cfg.optimizer, *(g.get("optimizer") for g in groups if isinstance(g, dict))]
+    seen: set[str] = set()
+    while specs:
+        spec = specs.pop(0)
+        if not spec or spec in seen:
+            continue
+        seen.add(spec)
+        name, options, raw = parse_optimizer_spec(spec)
+        entry = catalog.optimizers.get(name)
+        bind_options(
+            f"Optimizer {entry.name!r}",
+            entry.load(),
+            options,
+            raw,
+            reserved=contracts.OPTIMIZER_RESERVED,
+            reserved_why="set by zoo",
+        )
+        if contracts.matrices_only(entry.meta):
+            specs.append(contracts.others_optimizer(entry.meta))
+
+
 def build_optimizer(spec: str, groups: list[dict[str, Any]], cfg: Any, catalog: Any) -> torch.optim.Optimizer:
     """One registered optimizer over ``groups``: the spec's options, and the run's ``momentum`` and
     ``nesterov`` where the builder takes them and the spec does not set them."""

@@ -36,6 +36,7 @@ from zoo_core.train.data_recipe import refine_for_data
 from zoo_core.train.ema import WeightAverage
 from zoo_core.train.log import TrainingLog
 from zoo_core.train.optim import (
+    check_optimizer_specs,
     freeze_finished_groups,
     hold_finished_groups,
     make_optimizer,
@@ -125,6 +126,7 @@ class Trainer:
         )
         if cfg.augs:  # check the specs now, before minutes of data loading; built for real below
             build_augmentations(cfg.augs, num_classes=dataset_entry.meta.get("num_classes") or 2)
+        check_optimizer_specs(cfg, catalog)  # the same for the optimizers
         device_type = resolve_device(cfg.device)
         if device_type == "cpu":  # freed activations reused, not page-faulted anew each step
             keep_freed_memory()
