@@ -105,9 +105,8 @@ def _members(head: bytes, stream: Any, url: str) -> Iterator[tuple[str, bytes]]:
 def tar_members(head: bytes, stream: Any) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of the wanted regular members of an uncompressed tar stream whose first 512-byte
     block ``head`` is read: ustar, GNU long names and pax paths and sizes. Written here rather than
-    taken from tarfile (which webdataset reads through): its member objects made reading a shard 7×
-    slower, 0.11 against 0.016 ms a sample, 6% of a worker's time for a 224-px photo
-    (benchmarks/results/data-sources-cpu.md)."""
+    taken from tarfile (which webdataset reads through): building its member objects made reading a
+    shard several times slower than this walk (measured in benchmarks/results/data-sources-cpu.md)."""
     block, long_name, pax = head, None, {}
     while len(block) == BLOCK and block.strip(b"\0"):
         size = _octal(block[124:136])
