@@ -183,3 +183,11 @@ def test_models_run_in_the_order_their_patterns_name_them():
         "fastnet",
     ]
     assert select_models([]) == sorted(select_models([]))
+
+
+def test_the_machine_line_names_the_cpus_instruction_set() -> None:
+    from zoo_core.bench import describe_machine
+    from zoo_core.device import cpu_capability
+
+    line = describe_machine("cpu")
+    assert line.startswith("CPU: ") and f"({cpu_capability()})," in line

@@ -59,10 +59,14 @@ def _load_average() -> float | None:
 
 
 def describe_machine(device: str | torch.device) -> str:
-    """One line naming what a benchmark ran on: CPU, cores, threads, GPU, torch, Python, load average."""
+    """One line naming what a benchmark ran on: CPU (its kernel-deciding instruction set: AVX2, AVX512,
+    AMX…), cores, threads, GPU, torch, Python, load average."""
+    from zoo_core.device import cpu_capability
+
     device = torch.device(device)
     parts = [
-        f"CPU: {cpu_name()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}",
+        f"CPU: {cpu_name()} ({cpu_capability()}), {os.cpu_count()} logical cores, "
+        f"torch threads {torch.get_num_threads()}",
         f"torch {torch.__version__}, Python {platform.python_version()}, {platform.system()}",
     ]
     if device.type == "cuda":
