@@ -3,9 +3,12 @@ directly in that folder or in its conventional subfolder of it (``cifar-10-batch
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_ROOT = Path("~/.cache/zoo")
 
@@ -40,3 +43,24 @@ def default_cache_dir() -> Path:
     """Where decoded-image caches go: ``$ZOO_CACHE``, else ``<data root>/cache``."""
     env = os.environ.get("ZOO_CACHE")
     return Path(env).expanduser() if env else resolve_data_root(None) / "cache"
+
+
+def read_cache(path: Path | None, *keys: str) -> tuple[Any, ...] | None:
+    """The values of ``keys`` in a small JSON cache file (statistics, counts), or None when there is none
+    or it does not read: a damaged or older cache is worked out again, never trusted."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return tuple(saved[key] for key in keys)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_cache(path: Path | None, data: Any) -> None:
+    """Write a small JSON cache file; one that cannot be written is only a cache, the caller carries on."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))

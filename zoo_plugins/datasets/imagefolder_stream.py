@@ -10,7 +10,6 @@ beside the in-memory caches.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +29,7 @@ from zoo_core.data.decode import (
     skip_or_fail,
     unreadable,
 )
+from zoo_core.data.root import read_cache, write_cache
 from zoo_core.data.stats import channel_moments as channel_moments_of
 from zoo_core.data.stats import stats_from_moments
 from zoo_core.errors import ZooError
@@ -148,12 +148,9 @@ class StreamingImageFolder(torch.utils.data.Dataset):
 
     def _stats(self, cache_file: Path | None, workers: int | None) -> tuple[tuple[float, ...], ...]:
         """Per-channel mean and std in [0, 1] of up to STATS_IMAGES evenly spaced images (cached)."""
-        if cache_file is not None and cache_file.is_file():
-            try:
-                saved = json.loads(cache_file.read_text())
-                return tuple(saved["mean"]), tuple(saved["std"])
-            except (OSError, ValueError, KeyError):
-                pass
+        saved = read_cache(cache_file, "mean", "std")
+        if saved is not None:
+            return tuple(saved[0]), tuple(saved[1])
         step = max(1, len(self.paths) // STATS_IMAGES)
         names = self.paths[::step][:STATS_IMAGES]
         n_workers = max(1, min(workers or os.cpu_count() or 1, 8))
@@ -177,12 +174,7 @@ class StreamingImageFolder(torch.utils.data.Dataset):
         count = sum(m[0] for m in moments)
         total = np.sum([m[1] for m in moments], axis=0)
         mean, std = stats_from_moments(count, total, np.sum([m[2] for m in moments], axis=0))
-        if cache_file is not None:
-            try:
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                cache_file.write_text(json.dumps({"mean": mean, "std": std, "images": len(moments)}))
-            except OSError:
-                pass
+        write_cache(cache_file, {"mean": mean, "std": std, "images": len(moments)})
         return mean, std
 
 

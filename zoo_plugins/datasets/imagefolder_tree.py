@@ -3,7 +3,6 @@ its images are read at (the headers alone), and the content key of the caches.""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from zoo_core.data.decode import GRAY_MODES, picture_size
+from zoo_core.data.root import write_cache
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
 from zoo_core.notices import say_once
 from zoo_core.progress import Phase, track
@@ -152,10 +152,7 @@ def auto_size(
             "smallest": [min(heights), min(widths)],
             "largest": [max(heights), max(widths)],
         }
-    if cache_file is not None:
-        with contextlib.suppress(OSError):
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            cache_file.write_text(json.dumps(decision))
+    write_cache(cache_file, decision)
     return _announce(root, decision)
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from zoo_core.data.decode import skip_or_fail, unreadable
-from zoo_core.data.root import default_cache_dir, resolve_data_root
+from zoo_core.data.root import default_cache_dir, read_cache, resolve_data_root, write_cache
 from zoo_core.data.stats import channel_stats
 from zoo_core.errors import BadInputError, ZooError, require_extra
 from zoo_core.progress import track
@@ -150,12 +150,9 @@ class WdsShards(torch.utils.data.Dataset):
         content = json.dumps([self.urls, self.shard_sizes, self.reading.stored, self.reading.channels])
         key = hashlib.sha256(content.encode()).hexdigest()[:32]
         cache_file = cache_dir / f"wds-stats-{key}.json" if cache_dir else None
-        if cache_file is not None and cache_file.is_file():
-            try:
-                saved = json.loads(cache_file.read_text())
-                return tuple(saved["mean"]), tuple(saved["std"])
-            except (OSError, ValueError, KeyError):
-                pass
+        saved = read_cache(cache_file, "mean", "std")
+        if saved is not None:
+            return tuple(saved[0]), tuple(saved[1])
         step = max(1, len(self.urls) // STATS_SHARDS)
         images = []
         for shard in track(
@@ -168,10 +165,5 @@ class WdsShards(torch.utils.data.Dataset):
         if not images:
             raise ZooError("None of the sampled images of the shards could be read")
         mean, std = channel_stats(torch.stack(images))
-        if cache_file is not None:
-            try:
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                cache_file.write_text(json.dumps({"mean": mean, "std": std}))
-            except OSError:
-                pass
+        write_cache(cache_file, {"mean": mean, "std": std})
         return mean, std

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from zoo_core.data.root import read_cache, write_cache
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
 from zoo_core.progress import track
 
@@ -218,23 +219,15 @@ def count_samples(urls: list[str], cache_dir: Path | None) -> tuple[list[int], i
     ``.cls`` members are read), cached by path, size and modification time; remote ones read through."""
     key = hashlib.sha256(json.dumps([_stamp(u) for u in urls]).encode()).hexdigest()[:32]
     cache_file = cache_dir / f"wds-counts-{key}.json" if cache_dir else None
-    if cache_file is not None and cache_file.is_file():
-        try:
-            saved = json.loads(cache_file.read_text())
-            return [int(c) for c in saved["counts"]], int(saved["top"])
-        except (OSError, ValueError, KeyError):
-            pass
+    saved = read_cache(cache_file, "counts", "top")
+    if saved is not None:
+        return [int(c) for c in saved[0]], int(saved[1])
     counts, top = [], -1
     for url in track(urls, "counting the samples of the shards", unit="shards"):
         count, label = _count_local(url) if Path(url).is_file() else _count_stream(url)
         counts.append(count)
         top = max(top, label)
-    if cache_file is not None:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            cache_file.write_text(json.dumps({"counts": counts, "top": top}))
-        except OSError:
-            pass
+    write_cache(cache_file, {"counts": counts, "top": top})
     return counts, top
 
 
