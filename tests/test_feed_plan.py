@@ -61,12 +61,20 @@ def test_streamed_random_flips_are_drawn_in_cpu_workers(options: dict, expected:
 
 
 @pytest.mark.parametrize(
-    ("device_type", "workers", "geometry_left", "expected"),
-    [("cpu", 2, False, True), ("cpu", 0, False, False), ("cpu", 2, True, False), ("cuda", 2, False, False)],
+    ("options", "expected"),
+    [
+        (dict(), True),
+        (dict(workers=0), False),
+        (dict(device_type="cuda"), False),
+        (dict(resized_crop=True), False),  # cut from the uint8 batch first
+        (dict(crop_padding=4), False),  # padded with black, then normalized
+        (dict(size=(6, 6)), False),  # the centre crop may still cut the batch
+        (dict(size=(6, 6), sized_in_workers=True), True),  # the workers cut it to the size
+    ],
 )
-def test_cpu_workers_normalize_only_what_is_left_uncut(device_type, workers, geometry_left, expected) -> None:
-    plan = normalizes_in_workers(device_type=device_type, workers=workers, geometry_left=geometry_left)
-    assert plan is expected
+def test_cpu_workers_normalize_only_what_is_left_uncut(options: dict, expected: bool) -> None:
+    base = dict(device_type="cpu", workers=2, resized_crop=False, crop_padding=0, size=None)
+    assert normalizes_in_workers(**(base | {"sized_in_workers": False} | options)) is expected
 
 
 def test_the_options_object_and_its_keywords_build_the_same_loader() -> None:

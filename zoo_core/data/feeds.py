@@ -112,6 +112,48 @@ class _EpochLoader(abc.ABC):
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on, exactly as a full epoch yields them."""
 
+    def _workers_augment(self, workers: int, wanted: bool | None, decode_on_device: bool = False) -> bool:
+        """Whether the DataLoader workers cut the crops and draw the flips (``plan.crops_in_workers``)."""
+        t = self.transform
+        return crops_in_workers(
+            device_type=self.device.type,
+            train=self.train,
+            resized_crop=t.resized_crop,
+            crop_padding=t.crop_padding,
+            workers=workers,
+            wanted=wanted,
+            decode_on_device=decode_on_device,
+            flip=t.draws_flips,
+        )
+
+    def _cuts_to_workers(
+        self, stored: tuple[int, int]
+    ) -> tuple[tuple[int, int], bool, tuple[int, int] | None]:
+        """(size, flip, centre) for workers that cut and flip images stored at ``stored``: the random
+        resized crops, or else (``centre``) the centre crop to the size, and the random flips (alternating
+        ones go by index). The transform no longer does them."""
+        t = self.transform
+        flip, size = t.draws_flips, (tuple(t.size) if t.size else tuple(stored))
+        centre = None if t.resized_crop else size
+        t.resized_crop = False  # the batches arrive cut to size
+        t.flip = t.flip and not flip  # and flipped
+        return size, flip, centre  # type: ignore[return-value]
+
+    def _workers_normalize(self, workers: int) -> bool:
+        """Whether the workers normalize the batches (``plan.normalizes_in_workers``, after the cuts were
+        handed to them); when they do, the transform no longer does."""
+        t = self.transform
+        normalize = normalizes_in_workers(
+            device_type=self.device.type,
+            workers=workers,
+            resized_crop=t.resized_crop,
+            crop_padding=t.crop_padding,
+            size=t.size,
+            sized_in_workers=self.augment_in_workers,
+        )
+        t.normalize = not normalize
+        return normalize
+
     def _seeded(self, batch_index: int) -> torch.Generator:
         """The loader's device generator, seeded for this batch's augmentations when it has any."""
         if self.transform.random:
@@ -204,7 +246,7 @@ class StreamLoader(_EpochLoader):
     ) -> None:
         """``options``: ``_EpochLoader``'s (batch_size, device, mean, std, train, augment, order)."""
         super().__init__(len(dataset), **options)
-        train, batch_size = self.train, self.batch_size
+        batch_size = self.batch_size
         self.dataset = dataset
         workers = default_workers() if num_workers is None else num_workers
         if decode_on_device is None:  # the data set's choice (contracts.StreamedDataset)
@@ -212,27 +254,19 @@ class StreamLoader(_EpochLoader):
         self.decode_on_device = bool(decode_on_device)
         if self.decode_on_device:  # the workers read files, the device decodes them: it cuts the crops too
             dataset = _Encoded(dataset)
-        self.augment_in_workers = crops_in_workers(
-            device_type=self.device.type,
-            train=train,
-            resized_crop=self.transform.resized_crop,
-            crop_padding=self.transform.crop_padding,
-            workers=workers,
-            wanted=augment_in_workers,
-            decode_on_device=self.decode_on_device,
-            flip=self.transform.flip and not self.transform.alternate_flip,
-        )
-        dataset, crops = self._cut_in_workers(dataset) if self.augment_in_workers else (dataset, None)
-        self.normalize_in_workers = not self.decode_on_device and normalizes_in_workers(
-            device_type=self.device.type, workers=workers, geometry_left=self._geometry_left()
-        )
+        self.augment_in_workers = self._workers_augment(workers, augment_in_workers, self.decode_on_device)
+        crops = None
+        if self.augment_in_workers:
+            stored = (int(dataset[0][0].shape[-2]), int(dataset[0][0].shape[-1]))
+            size, flip, centre = self._cuts_to_workers(stored)
+            dataset, crops = _WorkerAugment(dataset, size), (stored, batch_size, flip, centre)
+        self.normalize_in_workers = not self.decode_on_device and self._workers_normalize(workers)
         collate: Any = None
         channels_last = self.transform.channels_last and self.device.type == "cpu"
         if self.decode_on_device:
             collate = _collate_encoded
-        elif self.normalize_in_workers:  # the workers normalize; the transform no longer does
+        elif self.normalize_in_workers:
             collate = Collate(channels_last, self.transform.normalizer)
-            self.transform.normalize = False
         elif channels_last:
             collate = Collate(channels_last)
         order = dict(shuffle=self.shuffle, drop_last=self.drop_last, rank=self.rank, pad=self.pad)
@@ -249,27 +283,6 @@ class StreamLoader(_EpochLoader):
             persistent_workers=workers > 0,
             collate_fn=collate,
         )
-
-    def _cut_in_workers(
-        self, dataset: torch.utils.data.Dataset
-    ) -> tuple[torch.utils.data.Dataset, tuple[Any, ...]]:
-        """The data set whose workers cut the random resized crops, or else the centre crop to the size,
-        and draw the random flips (not alternating ones: they go by index), and what the sampler needs to
-        draw them; the transform no longer does."""
-        t = self.transform
-        flip = t.flip and not t.alternate_flip
-        stored = (int(dataset[0][0].shape[-2]), int(dataset[0][0].shape[-1]))
-        size = t.size or stored
-        centre = None if t.resized_crop else size
-        t.resized_crop = False  # the batches arrive cut to size
-        t.flip = t.flip and not flip  # and flipped
-        return _WorkerAugment(dataset, size), (stored, self.batch_size, flip, centre)
-
-    def _geometry_left(self) -> bool:
-        """Whether the batch transform may still cut the batches: a crop, or a size the workers did not
-        cut them to (the centre crop, when the images are stored larger)."""
-        t = self.transform
-        return bool(t.resized_crop or t.crop_padding or (t.size is not None and not self.augment_in_workers))
 
     def first_images(self, n: int) -> torch.Tensor:
         """The data set's first ``n`` images, normalized, unaugmented (e.g. for a data-dependent init)."""

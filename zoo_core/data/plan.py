@@ -47,12 +47,22 @@ def crops_in_workers(
     return device_type == "cpu" if wanted is None else wanted
 
 
-def normalizes_in_workers(*, device_type: str, workers: int, geometry_left: bool) -> bool:
+def normalizes_in_workers(
+    *,
+    device_type: str,
+    workers: int,
+    resized_crop: bool,
+    crop_padding: int,
+    size: tuple[int, int] | None,
+    sized_in_workers: bool,
+) -> bool:
     """Whether DataLoader workers hand over normalized float32 batches: on a CPU device, with workers,
-    when the batch transform has nothing left but flips and the layout. Elsewhere uint8 crosses to the
-    device (a quarter of the bytes) and is normalized there; a crop still to cut (``geometry_left``) is
-    cut from the uint8 batch first (a padded crop pads with black before normalizing). (Files decoded on
-    the device are normalized there: the caller does not ask.)"""
+    when the batch transform has nothing left to cut, only flips and the layout: no random resized or
+    padded crop (a padded crop pads with black before normalizing), and no ``size`` the workers did not
+    cut the batches to (``sized_in_workers``; else the centre crop may still cut them). Elsewhere uint8
+    crosses to the device (a quarter of the bytes) and is normalized there. (Files decoded on the device
+    are normalized there: the caller does not ask.)"""
+    geometry_left = resized_crop or crop_padding or (size is not None and not sized_in_workers)
     return device_type == "cpu" and workers > 0 and not geometry_left
 
 

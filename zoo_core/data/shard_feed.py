@@ -19,7 +19,6 @@ import torch
 from zoo_core.data.feeds import Batch, _EpochLoader, _one_line_errors, default_workers
 from zoo_core.data.ops import resized_crop_one
 from zoo_core.data.order import batch_draws, mix
-from zoo_core.data.plan import crops_in_workers, normalizes_in_workers
 from zoo_core.data.shard_plan import done_before, worker_pieces
 from zoo_core.data.workers import Collate
 from zoo_core.errors import ZooError
@@ -44,31 +43,15 @@ class ShardLoader(_EpochLoader):
         super().__init__(len(dataset), **options)
         self.dataset = dataset
         workers = default_workers() if num_workers is None else num_workers
-        self.augment_in_workers = crops_in_workers(
-            device_type=self.device.type,
-            train=self.train,
-            resized_crop=self.transform.resized_crop,
-            crop_padding=self.transform.crop_padding,
-            workers=workers,
-            wanted=augment_in_workers,
-            flip=self.transform.flip and not self.transform.alternate_flip,
-        )
+        self.augment_in_workers = self._workers_augment(workers, augment_in_workers)
         crops = None
-        t = self.transform
         if self.augment_in_workers:  # the workers cut and flip; the transform no longer does
-            flip = t.flip and not t.alternate_flip
-            stored = tuple(int(v) for v in dataset[0][0].shape[-2:])
-            size = tuple(t.size or stored)
-            crops = (stored, size, flip, None if t.resized_crop else size)  # random boxes or the centre
-            t.resized_crop = False
-            t.flip = t.flip and not flip
-        normalize = normalizes_in_workers(  # unless the transform may still cut (as StreamLoader's rule)
-            device_type=self.device.type,
-            workers=workers,
-            geometry_left=bool(t.resized_crop or t.crop_padding or (t.size is not None and crops is None)),
-        )
+            stored = (int(dataset[0][0].shape[-2]), int(dataset[0][0].shape[-1]))
+            size, flip, centre = self._cuts_to_workers(stored)
+            crops = (stored, size, flip, centre)
+        normalize = self._workers_normalize(workers)
+        t = self.transform
         channels_last = t.channels_last and self.device.type == "cpu"
-        t.normalize = not normalize  # the workers normalize, or the transform does
         self._stream = _ShardStream(
             dataset,
             batch_size=self.batch_size,

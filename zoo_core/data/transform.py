@@ -69,7 +69,12 @@ class BatchTransform:
 
     @property
     def random(self) -> bool:
-        return self.crop_padding > 0 or self.resized_crop or (self.flip and not self.alternate_flip)
+        return self.crop_padding > 0 or self.resized_crop or self.draws_flips
+
+    @property
+    def draws_flips(self) -> bool:
+        """Whether the flips are drawn at random (alternating ones go by index)."""
+        return self.flip and not self.alternate_flip
 
     def cuts(self, stored: Sequence[int]) -> bool:
         """Whether images stored at ``stored`` (H, W) are cut to ``size`` before anything else."""

@@ -139,9 +139,7 @@ def make_optimizer(model: nn.Module, cfg: Any, catalog: Any = None) -> torch.opt
 def check_optimizer_specs(cfg: Any, catalog: Any) -> None:
     """Every optimizer spec of the run (its own, its parameter groups', and the ``others`` of a
     matrices-only one) names a registered optimizer whose builder takes its options: checked at set-up,
-    before minutes of data loading, with the messages ``build_optimizer`` would give."""
-    from zoo_core.spec import bind_options
-
+    before minutes of data loading, by what ``build_optimizer`` binds (the same one-line messages)."""
     groups = cfg.param_groups or []
     specs = [cfg.optimizer, *(g.get("optimizer") for g in groups if isinstance(g, dict))]
     seen: set[str] = set()
@@ -150,35 +148,40 @@ def check_optimizer_specs(cfg: Any, catalog: Any) -> None:
         if not spec or spec in seen:
             continue
         seen.add(spec)
-        name, options, raw = parse_optimizer_spec(spec)
-        entry = catalog.optimizers.get(name)
-        bind_options(
-            f"Optimizer {entry.name!r}",
-            entry.load(),
-            options,
-            raw,
-            reserved=contracts.OPTIMIZER_RESERVED,
-            reserved_why="set by zoo",
-        )
+        entry, _, _ = bound_spec(spec, catalog)
         if contracts.matrices_only(entry.meta):
             specs.append(contracts.others_optimizer(entry.meta))
+
+
+def bound_spec(spec: str, catalog: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(registry entry, builder, the spec's options bound to the builder's keywords) of an optimizer spec;
+    a spec that does not bind is bad input, in one line."""
+    from zoo_core.spec import bind_options
+
+    name, options, raw = parse_optimizer_spec(spec)
+    entry = catalog.optimizers.get(name)
+    builder = entry.load()
+    kwargs = bind_options(
+        f"Optimizer {entry.name!r}",
+        builder,
+        options,
+        raw,
+        reserved=contracts.OPTIMIZER_RESERVED,
+        reserved_why="set by zoo",
+    )
+    return entry, builder, kwargs
 
 
 def build_optimizer(spec: str, groups: list[dict[str, Any]], cfg: Any, catalog: Any) -> torch.optim.Optimizer:
     """One registered optimizer over ``groups``: the spec's options, and the run's ``momentum`` and
     ``nesterov`` where the builder takes them and the spec does not set them."""
-    from zoo_core.spec import bind_options, builder_parameters
+    from zoo_core.spec import builder_parameters
 
-    name, options, raw = parse_optimizer_spec(spec)
-    entry = catalog.optimizers.get(name)
-    builder = entry.load()
+    entry, builder, options = bound_spec(spec, catalog)
     label = f"Optimizer {entry.name!r}"
     parameters, _ = builder_parameters(builder)
     run = {key: getattr(cfg, key, None) for key in contracts.OPTIMIZER_FROM_RUN}
-    kwargs = {k: v for k, v in run.items() if k in parameters and v is not None}
-    kwargs |= bind_options(
-        label, builder, options, raw, reserved=contracts.OPTIMIZER_RESERVED, reserved_why="set by zoo"
-    )
+    kwargs = {k: v for k, v in run.items() if k in parameters and v is not None} | options
     try:
         optimizer = builder(groups, lr=cfg.lr, **kwargs)
     except ValueError as exc:  # the builder's or torch's own check of a value
