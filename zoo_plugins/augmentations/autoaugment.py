@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -104,15 +105,22 @@ POLICIES: dict[str, tuple[tuple[tuple[str, float, int], tuple[str, float, int]],
 def _tables(policy: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(sub-policies, 2) op indices into OPS, probabilities and bins of a policy, once per device
     (``device_constant``)."""
-    rules = POLICIES[policy]
-    op = tuple(tuple(OPS.index(name) for name, _, _ in pair) for pair in rules)
-    prob = tuple(tuple(p for _, p, _ in pair) for pair in rules)
-    bins = tuple(tuple(float(b) for _, _, b in pair) for pair in rules)
+    op, prob, bins = _rules(policy)
     return (
         device_constant(op, device, torch.int64),
         device_constant(prob, device, torch.float32),
         device_constant(bins, device, torch.float32),
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _rules(policy: str) -> tuple[tuple[tuple[Any, ...], ...], ...]:
+    """``_tables``' values as tuples, worked out once rather than every batch."""
+    rules = POLICIES[policy]
+    op = tuple(tuple(OPS.index(name) for name, _, _ in pair) for pair in rules)
+    prob = tuple(tuple(p for _, p, _ in pair) for pair in rules)
+    bins = tuple(tuple(float(b) for _, _, b in pair) for pair in rules)
+    return op, prob, bins
 
 
 @dataclass(frozen=True, kw_only=True)
