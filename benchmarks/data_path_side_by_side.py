@@ -138,7 +138,8 @@ def main() -> None:
     lines = []
     for what in jobs:
         lines += [
-            f"{WHAT[what]}, batch {args.batch_size}"
+            WHAT[what]
+            + (f", batch {args.batch_size}" if what in ("steps", "loader") else "")
             + (f", {args.batches} timed after {args.warmup}" if what == "steps" else "")
             + f", {args.rounds} alternating rounds",
             "",
