@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ def init_distributed(device_type: str) -> DistInfo:
             dist.init_process_group(backend, store=attempt_store(info), rank=info.rank, world_size=world_size)
         else:
             dist.init_process_group(backend)
+        # left when the process ends, however it ends: a group still alive while the interpreter tears
+        # down can abort it ("terminate called without an active exception") after the work is done
+        atexit.register(cleanup)
     return info
 
 
