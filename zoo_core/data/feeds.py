@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from zoo_core.data import ops
+from zoo_core.data.batch_buffers import BatchBuffers
 from zoo_core.data.ops import random_window
 from zoo_core.data.order import FLIP_STREAM, Order, ShardSampler, mix, shard_order, shard_size
 from zoo_core.data.plan import crops_in_workers, normalizes_in_workers
@@ -263,12 +264,14 @@ class StreamLoader(_EpochLoader):
         self.normalize_in_workers = not self.decode_on_device and self._workers_normalize(workers)
         collate: Any = None
         channels_last = self.transform.channels_last and self.device.type == "cpu"
+        pinned = self.device.type == "cuda"
+        self._buffers = BatchBuffers(0 if pinned else workers)
         if self.decode_on_device:
             collate = _collate_encoded
         elif self.normalize_in_workers:
-            collate = Collate(channels_last, self.transform.normalizer)
+            collate = Collate(channels_last, self.transform.normalizer, self._buffers)
         elif channels_last:
-            collate = Collate(channels_last)
+            collate = Collate(channels_last, buffers=self._buffers)
         order = dict(shuffle=self.shuffle, drop_last=self.drop_last, rank=self.rank, pad=self.pad)
         self._sampler = ShardSampler(
             self.n, self.num_samples, crops=crops, seed=self.seed, world_size=self.world_size, **order
@@ -279,7 +282,7 @@ class StreamLoader(_EpochLoader):
             sampler=self._sampler,
             drop_last=self.drop_last,
             num_workers=workers,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=pinned,
             persistent_workers=workers > 0,
             collate_fn=collate,
         )
@@ -301,6 +304,7 @@ class StreamLoader(_EpochLoader):
                 x, stand_ins = self.dataset.decode_batch(x, self.device)
                 for k, j in stand_ins:
                     y[k] = y[j]
+            self._buffers.received(x)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
             idx = order[b * self.batch_size : b * self.batch_size + len(x)] if order is not None else None

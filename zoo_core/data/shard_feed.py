@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from zoo_core.data.batch_buffers import BatchBuffers
 from zoo_core.data.feeds import Batch, _EpochLoader, _one_line_errors, default_workers
 from zoo_core.data.ops import resized_crop_one
 from zoo_core.data.order import batch_draws, mix
@@ -52,6 +53,8 @@ class ShardLoader(_EpochLoader):
         normalize = self._workers_normalize(workers)
         t = self.transform
         channels_last = t.channels_last and self.device.type == "cpu"
+        pinned = self.device.type == "cuda"
+        self._buffers = BatchBuffers(0 if pinned else workers)
         self._stream = _ShardStream(
             dataset,
             batch_size=self.batch_size,
@@ -62,20 +65,21 @@ class ShardLoader(_EpochLoader):
             drop_last=self.drop_last,
             pad=self.pad,
             crops=crops,
-            collate=Collate(channels_last, t.normalizer if normalize else None),
+            collate=Collate(channels_last, t.normalizer if normalize else None, self._buffers),
             buffer=shuffle_buffer if self.shuffle else 0,
         )
         self._loader = torch.utils.data.DataLoader(
             self._stream,
             batch_size=None,  # the workers make whole batches
             num_workers=workers,
-            pin_memory=self.device.type == "cuda",
+            pin_memory=pinned,
         )
 
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on (the module docstring)."""
         self._stream.epoch, self._stream.start = self.epoch, batch_index
         for b, (x, y, index) in enumerate(_one_line_errors(self._loader), start=batch_index):
+            self._buffers.received(x)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
             yield self.transform(x, self._seeded(b), self._flips(index)), y

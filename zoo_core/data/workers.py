@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from zoo_core.data.batch_buffers import BatchBuffers
 from zoo_core.data.ops import Normalize, resized_crop_one
 
 
@@ -50,19 +51,26 @@ class Collate:
     collation does): N×C×H×W, channels_last when asked (the layout a CPU's model takes: an image decoded
     as H×W×C goes in with one plain copy, where stacking then converting would reorder every byte twice),
     and with ``normalizer`` as normalized float32 (on a CPU device the training process then only trains,
-    as torchvision's ToTensor and Normalize in the workers leave it)."""
+    as torchvision's ToTensor and Normalize in the workers leave it). ``buffers``: the loader's
+    ``BatchBuffers``, whose freed buffers a worker reuses (without it, a fresh buffer every batch)."""
 
-    def __init__(self, channels_last: bool, normalizer: Normalize | None = None) -> None:
+    def __init__(
+        self,
+        channels_last: bool,
+        normalizer: Normalize | None = None,
+        buffers: BatchBuffers | None = None,
+    ) -> None:
         self.channels_last = channels_last
         self.normalizer = normalizer
+        self.buffers = buffers or BatchBuffers(0)
 
     def __call__(self, batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         images = [image for image, _ in batch]
         n, (c, h, w) = len(images), images[0].shape
         dtype = images[0].dtype if self.normalizer is None else torch.float32
-        if torch.utils.data.get_worker_info() is not None:  # the storage call default_collate makes
-            template = torch.empty(0, dtype=dtype)
-            flat = template.new(template._typed_storage()._new_shared(n * c * h * w, device="cpu"))
+        worker = torch.utils.data.get_worker_info()
+        if worker is not None:  # in shared memory, a reused buffer where one is free
+            flat = self.buffers.empty(n * c * h * w, dtype, worker.id)
         else:
             flat = torch.empty(n * c * h * w, dtype=dtype)
         strides = (h * w * c, 1, w * c, c) if self.channels_last else (c * h * w, h * w, w, 1)
