@@ -1,17 +1,18 @@
 """Two versions of zoo's code on one machine, side by side, in alternating rounds: fastnet's training steps
-fed by the loader its recipe builds (CIFAR-10 held on the device), and the streamed ImageFolder benchmark.
+fed by the loader its recipe builds (CIFAR-10 held on the device), the DeviceLoader alone, and streamed
+wds shards and ImageFolder photos.
 
     python benchmarks/data_path_side_by_side.py --before /tmp/zoo-base --after . --data-dir DATA \
         --output benchmarks/results/data-path-side-by-side-cpu.md
 
 ``--before`` and ``--after`` are checkouts (``git archive REV | tar -x -C DIR``); each round runs one fresh
-process per side (``PYTHONPATH`` set to its checkout), before then after, then the next round after then
-before. fastnet: ``--batches`` training steps of batch ``--batch-size`` (SGD, the recipe's crop, flip,
+process per side (``python -P`` with ``PYTHONPATH`` set to its checkout; each job says which zoo_core it
+ran, and a job that ran another is an error), before then after, then the next round after then before.
+fastnet: ``--batches`` training steps of batch ``--batch-size`` (SGD, the recipe's crop, flip,
 channels_last, fp32) after ``--warmup``, on CIFAR-10's training split; img/s of the timed steps.
 DeviceLoader: ``--loader-epochs`` whole epochs of that split after a warm-up one, the loader alone.
 ``--shards`` / ``--photos``: ``--stream-batches`` batches of a wds or imagefolder set streamed as zoo train
-reads it on a CPU, after 5. The
-streamed ImageFolder figures come from ``benchmarks/imagefolder_stream.py`` run by each side on one tree.
+reads it on a CPU (224 px ImageNet-style, 2 workers, batch 64), after 5.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ for k in range(warmup + timed):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-print(json.dumps({"img_per_s": timed * batch / (time.perf_counter() - start)}))
+rate = timed * batch / (time.perf_counter() - start)
+print(json.dumps({"img_per_s": rate, "code": sys.modules["zoo_core"].__file__}))
 """
 
 
@@ -66,7 +68,8 @@ for epoch in range(epochs + 1):  # epoch 0 warms up
     loader.set_epoch(epoch)
     for x, _ in loader:
         images += len(x)
-print(json.dumps({"img_per_s": images / (time.perf_counter() - start)}))
+rate = images / (time.perf_counter() - start)
+print(json.dumps({"img_per_s": rate, "code": sys.modules["zoo_core"].__file__}))
 """
 # a streamed data set read as zoo train reads it on a CPU (ImageNet-style at 224, 2 workers, batch 64)
 STREAM = r"""
@@ -87,7 +90,8 @@ for _ in range(warmup):
 start = time.perf_counter()
 for _ in range(timed):
     next(batches)
-print(json.dumps({"img_per_s": timed * 64 / (time.perf_counter() - start)}))
+rate = timed * 64 / (time.perf_counter() - start)
+print(json.dumps({"img_per_s": rate, "code": sys.modules["zoo_core"].__file__}))
 """
 WHAT = {
     "wds": "wds shards streamed as zoo train reads them on a CPU (224 ImageNet-style, 2 workers, batch 64)",
@@ -99,8 +103,14 @@ WHAT = {
 
 def run(code: Path, args: list[str]) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code.resolve())}
-    out = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # -P: `python -c` would put the working directory first on sys.path, ahead of PYTHONPATH, and run the
+    # checkout the benchmark is started from on both sides
+    command = [sys.executable, "-P", *args]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if not Path(result["code"]).resolve().is_relative_to(code.resolve()):
+        raise SystemExit(f"the job ran {result['code']}, not the checkout {code}")
+    return result
 
 
 def main() -> None:
