@@ -79,6 +79,22 @@ def test_a_restarted_epoch_reuses_the_buffers_of_the_same_workers() -> None:
             assert torch.equal(x, xe)
 
 
+def test_passes_left_early_give_their_slots_back() -> None:
+    """PyTorch drops the batches persistent workers made ahead for a pass left early: their rows are
+    freed before the next pass, so the slots are not lost one pass after another."""
+    workers, here = loaders()
+    for _ in range(4):
+        batches = iter(workers)
+        for _ in range(3):
+            next(batches)
+        del batches
+    from_slots = 0
+    for (x, _), (xe, _) in zip(workers, here, strict=True):
+        assert torch.equal(x, xe)
+        from_slots += token(x) != 0
+    assert from_slots > 3 * WORKERS * SLOTS
+
+
 def test_no_slots_without_workers_with_pinned_memory_or_another_sharing_strategy(monkeypatch) -> None:
     assert BatchBuffers(0).slots == 0
     assert BatchBuffers(2).slots == SLOTS and BatchBuffers(2).table.is_shared()
@@ -123,3 +139,11 @@ def test_sharded_batches_are_the_same_held_or_dropped(tmp_path) -> None:
     for (x, y), (xe, ye) in zip(held, dropped, strict=True):
         assert torch.equal(y, ye) and torch.equal(x, xe)
     assert sum(token(x) != 0 for x, _ in held) <= WORKERS * SLOTS
+    for _ in range(3):  # passes left early, then two passes at once: each pass's workers have own rows
+        batches = iter(loader)
+        next(batches)
+        del batches
+    assert sum(token(x) != 0 for x, _ in loader) > 3 * WORKERS * SLOTS
+    both = list(zip(loader, loader, strict=True))
+    for ((x, y), (x2, y2)), (xe, ye) in zip(both, dropped, strict=True):
+        assert torch.equal(x, xe) and torch.equal(x2, xe) and torch.equal(y, ye) and torch.equal(y2, ye)

@@ -12,7 +12,8 @@
   ``crops_in_workers``, ``normalizes_in_workers``); ``memory``: whether a data set fits in RAM.
 - ``feeds``: the loaders (held on the device, or through DataLoader workers); ``shard_feed``: the loader of
   sharded sets (tar shards, read shard by shard); ``shard_plan``: which shards each rank and worker reads;
-  ``workers``: the DataLoader side (crops in the workers, ``Collate``).
+  ``workers``: the DataLoader side (crops in the workers, ``Collate``); ``batch_buffers``: the shared-memory
+  batch buffers workers reuse once the main process lets go of them.
 - ``loader``: ``make_loader``, which composes plan, feed, order and transform.
 - ``stats``: channel statistics; ``root``, ``download``, ``export``, ``export_shards``, ``safe_pickle``:
   finding, fetching, writing (as ImageFolder, shards, parquet) and safely reading data files.

@@ -3,7 +3,7 @@
 A worker stacks each batch into shared memory, which the main process maps rather than copies (PyTorch's
 own collation does the same). A fresh buffer costs the kernel its pages every batch: allocated and zeroed,
 then faulted in at the first write, 38 MB for a 64 × 3 × 224 × 224 float32 batch. Reused, it costs
-nothing of the kind (the figures: benchmarks/results/batch-buffers-cpu.md). PyTorch has no way to hand a
+nothing of the kind (the figures: benchmarks/results/batch-buffers-cpu-amx.md). PyTorch has no way to hand a
 batch's memory back to the worker that made it, so this module adds one:
 
 - A table in shared memory, made by the main process before the workers start, has a row per (worker,
@@ -16,9 +16,13 @@ batch's memory back to the worker that made it, so this module adds one:
   buffer has died (every tensor on it freed, autograd's included) it sets the row back to 0.
 
 A token is new for every batch sent, so a row is only freed for the very batch it was taken for, whatever
-workers restart or memory is reused. Only with PyTorch's ``file_descriptor`` sharing (Linux's default) and
+workers restart or memory is reused. Two more rules keep rows from being lost or shared: persistent
+workers' rows whose batches were never taken (PyTorch drops what was made ahead for a pass left early)
+are freed before the next pass (``forget_unreceived``), and workers started anew for each pass get a
+table of their own (``renewed``). Only with PyTorch's ``file_descriptor`` sharing (Linux's default) and
 without pinned memory (the pinning thread would take the batches, not the loader): otherwise ``slots`` is
-0 and every batch gets a fresh buffer.
+0 and every batch gets a fresh buffer. The price: each worker keeps its slots' buffers (4 batches) while
+it lives, where PyTorch frees each once the main process is done with it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ class BatchBuffers:
     """The slots of ``workers`` DataLoader workers (see the module docstring)."""
 
     def __init__(self, workers: int, slots: int = SLOTS) -> None:
+        self.workers = workers
         self.slots = slots if workers > 0 and _shares_by_fd() else 0
         self.table = torch.zeros(workers * self.slots, dtype=torch.int64)
         if self.slots:
@@ -71,14 +76,7 @@ class BatchBuffers:
         freed, and ``batch``'s own buffer, when it is a slot's, is watched."""
         if not self.slots:
             return
-        table = self.table.numpy()
-        alive = []
-        for ref, row, token in self._held:
-            if not ref.expired():
-                alive.append((ref, row, token))
-            elif table[row] == token:
-                table[row] = 0
-        self._held = alive
+        table = self._release()
         storage = batch.untyped_storage()
         if batch.device.type != "cpu" or not storage.is_shared() or storage.nbytes() < _TAIL:
             return
@@ -87,6 +85,35 @@ class BatchBuffers:
             rows = (table == token).nonzero()[0]
             if len(rows):
                 self._held.append((StorageWeakRef(storage), int(rows[0]), token))
+
+    def forget_unreceived(self) -> None:
+        """In the main process, before persistent workers start a new pass: the batches they made for the
+        pass before and that were never taken from it (an iteration left early: PyTorch drops them) free
+        their rows. Every row but those of batches still alive here is set to 0."""
+        if not self.slots:
+            return
+        table = self._release()
+        kept = {row: token for _, row, token in self._held}
+        for row in range(len(table)):
+            if kept.get(row) != table[row]:
+                table[row] = 0
+
+    def _release(self) -> Any:
+        """Rows whose watched buffers have died set to 0; the table, as numpy."""
+        table = self.table.numpy()
+        alive = []
+        for ref, row, token in self._held:
+            if not ref.expired():
+                alive.append((ref, row, token))
+            elif table[row] == token:
+                table[row] = 0
+        self._held = alive
+        return table
+
+    def renewed(self) -> BatchBuffers:
+        """A table of the same size for a new set of workers (a DataLoader without persistent workers
+        starts its own each pass): two sets of workers never share rows."""
+        return BatchBuffers(self.workers, self.slots) if self.slots else self
 
 
 def _shares_by_fd() -> bool:

@@ -54,7 +54,6 @@ class ShardLoader(_EpochLoader):
         t = self.transform
         channels_last = t.channels_last and self.device.type == "cpu"
         pinned = self.device.type == "cuda"
-        self._buffers = BatchBuffers(0 if pinned else workers)
         self._stream = _ShardStream(
             dataset,
             batch_size=self.batch_size,
@@ -65,7 +64,9 @@ class ShardLoader(_EpochLoader):
             drop_last=self.drop_last,
             pad=self.pad,
             crops=crops,
-            collate=Collate(channels_last, t.normalizer if normalize else None, self._buffers),
+            collate=Collate(
+                channels_last, t.normalizer if normalize else None, BatchBuffers(0 if pinned else workers)
+            ),
             buffer=shuffle_buffer if self.shuffle else 0,
         )
         self._loader = torch.utils.data.DataLoader(
@@ -78,8 +79,10 @@ class ShardLoader(_EpochLoader):
     def iter_from(self, batch_index: int) -> Iterator[Batch]:
         """The batches of the current epoch from ``batch_index`` on (the module docstring)."""
         self._stream.epoch, self._stream.start = self.epoch, batch_index
+        # this pass's workers are new processes: a table of their own, whatever another pass left
+        buffers = self._stream.collate.buffers = self._stream.collate.buffers.renewed()
         for b, (x, y, index) in enumerate(_one_line_errors(self._loader), start=batch_index):
-            self._buffers.received(x)
+            buffers.received(x)
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, torch.int64, non_blocking=True)
             yield self.transform(x, self._seeded(b), self._flips(index)), y
