@@ -265,7 +265,7 @@ class StreamLoader(_EpochLoader):
         collate: Any = None
         channels_last = self.transform.channels_last and self.device.type == "cpu"
         pinned = self.device.type == "cuda"
-        self._buffers = BatchBuffers(0 if pinned else workers)
+        self._buffers = BatchBuffers(0 if pinned or self.decode_on_device else workers)
         if self.decode_on_device:
             collate = _collate_encoded
         elif self.normalize_in_workers:
