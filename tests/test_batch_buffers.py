@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_loader import TensorDataset
 
 from zoo_core.data import batch_buffers
 from zoo_core.data.batch_buffers import SLOTS, BatchBuffers
@@ -15,17 +16,6 @@ N, C, H, W = 240, 3, 8, 8
 WORKERS = 2
 
 
-class Pairs(torch.utils.data.Dataset):
-    def __init__(self, images: torch.Tensor) -> None:
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.images[i], i
-
-
 def loaders(**extra) -> tuple[StreamLoader, StreamLoader]:
     """The same training loader with two workers (which normalize the batches) and without workers."""
     images = torch.randint(
@@ -33,9 +23,9 @@ def loaders(**extra) -> tuple[StreamLoader, StreamLoader]:
     )
     options = dict(batch_size=4, device="cpu", mean=(0.1, 0.2, 0.3), std=(0.3, 0.2, 0.25), train=True)
     options.update(flip=True, seed=5, channels_last=True, **extra)
-    workers = StreamLoader(Pairs(images), num_workers=WORKERS, **options)
+    workers = StreamLoader(TensorDataset(images), num_workers=WORKERS, **options)
     assert workers.normalize_in_workers
-    return workers, StreamLoader(Pairs(images), num_workers=0, **options)
+    return workers, StreamLoader(TensorDataset(images), num_workers=0, **options)
 
 
 def token(x: torch.Tensor) -> int:
