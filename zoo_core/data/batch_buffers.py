@@ -21,8 +21,9 @@ workers' rows whose batches were never taken (PyTorch drops what was made ahead 
 are freed before the next pass (``forget_unreceived``), and workers started anew for each pass get a
 table of their own (``renewed``). Only with PyTorch's ``file_descriptor`` sharing (Linux's default) and
 without pinned memory (the pinning thread would take the batches, not the loader): otherwise ``slots`` is
-0 and every batch gets a fresh buffer. The price: each worker keeps its slots' buffers (4 batches) while
-it lives, where PyTorch frees each once the main process is done with it.
+0 and every batch gets a fresh buffer. The price: each worker keeps its slots' buffers (3 batches, about
+what it has in flight while the loader runs) for as long as it lives, idle or not, where PyTorch frees
+each once the main process is done with it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from typing import Any
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-SLOTS = 4  # per worker: a batch being stacked, two prefetched (DataLoader's default), one the main holds
+# per worker: the batches it has in flight (DataLoader's prefetch_factor, 2, stacked or waiting) and the one
+# the main process holds; when all are held a batch gets a fresh buffer
+SLOTS = 3
 _TAIL = 64  # bytes after the batch's own: its token in the last 8, the rest keeps the size aligned
 
 
