@@ -9,21 +9,24 @@ batch's memory back to the worker that made it, so this module adds one:
 - A table in shared memory, made by the main process before the workers start, has a row per (worker,
   slot). A row holds a token while the main process may hold that slot's buffer, 0 once it is free.
 - A worker (``BatchBuffers.empty``) takes a slot whose row is 0 (its buffer reused when large enough, else
-  made anew), draws a fresh random token, writes it in the buffer's last 8 bytes and in the row, and
-  sends the batch. With no slot free it makes a buffer outside the slots, token 0, as PyTorch would.
+  made anew), writes the batch's token in the buffer's last 8 bytes and in the row, and sends the batch.
+  A token is the batch's number in its worker, the worker, random bits, and an odd lowest bit. With no
+  slot free it makes a buffer outside the slots (the same token, even) as PyTorch would.
 - The main process (``BatchBuffers.received``, for every batch it takes from the DataLoader) reads the
   token of the batch's buffer and, when a row holds it, keeps a weak reference to the buffer; once the
   buffer has died (every tensor on it freed, autograd's included) it sets the row back to 0.
 
-A token is new for every batch sent, so a row is only freed for the very batch it was taken for, whatever
-workers restart or memory is reused. Two more rules keep rows from being lost or shared: persistent
-workers' rows whose batches were never taken (PyTorch drops what was made ahead for a pass left early)
-are freed before the next pass (``forget_unreceived``), and workers started anew for each pass get a
-table of their own (``renewed``). Only with PyTorch's ``file_descriptor`` sharing (Linux's default) and
-without pinned memory (the pinning thread would take the batches, not the loader): otherwise ``slots`` is
-0 and every batch gets a fresh buffer. The price: each worker keeps its slots' buffers (3 batches, about
-what it has in flight while the loader runs) for as long as it lives, idle or not, where PyTorch frees
-each once the main process is done with it.
+Tokens are never reused, so a row is only freed for the very batch it was taken for, whatever workers
+restart or memory is reused. A worker's batches reach the loader in the order it made them, so when one
+arrives, the rows its worker took for earlier batches that never arrived are freed too (PyTorch drops
+the batches made ahead for a pass left early). Workers started anew for each pass get a table of their
+own (``renewed``), so two sets never share rows.
+
+Only with PyTorch's ``file_descriptor`` sharing (Linux's default) and without pinned memory (the pinning
+thread would take the batches, not the loader): otherwise ``slots`` is 0 and every batch gets a fresh
+buffer. The price: each worker keeps the buffers of the slots it has used (at most 4 batches, about what
+it has in flight while the loader runs) for as long as it lives, idle or not, where PyTorch frees each
+once the main process is done with it.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from typing import Any
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-# per worker: the batches it has in flight (DataLoader's prefetch_factor, 2, stacked or waiting) and the one
-# the main process holds; when all are held a batch gets a fresh buffer
-SLOTS = 3
+# per worker: its batches in flight (DataLoader's prefetch_factor, 2), the one the main process holds, and
+# the one before it, freed when the next of this worker's arrives; made as needed, a fresh buffer past them
+SLOTS = 4
 _TAIL = 64  # bytes after the batch's own: its token in the last 8, the rest keeps the size aligned
 
 
@@ -50,15 +53,17 @@ class BatchBuffers:
         if self.slots:
             self.table.share_memory_()
         self._mine: dict[int, torch.UntypedStorage] = {}  # in a worker: row → its buffer
+        self._sent = 0  # in a worker: the batches it has stacked
         self._held: list[tuple[StorageWeakRef, int, int]] = []  # in the main process: (buffer, row, token)
 
     def __getstate__(self) -> dict[str, Any]:  # a spawned worker starts with no buffers and holds none
-        return {**self.__dict__, "_mine": {}, "_held": []}
+        return {**self.__dict__, "_mine": {}, "_held": [], "_sent": 0}
 
     def empty(self, numel: int, dtype: torch.dtype, worker: int) -> torch.Tensor:
         """A flat tensor of ``numel`` elements in shared memory for worker ``worker``'s next batch: a free
         slot's buffer, marked taken, or a fresh buffer when none is free."""
         nbytes = -(-numel * dtype.itemsize // _TAIL) * _TAIL + _TAIL
+        self._sent += 1
         table = self.table.numpy()
         for row in range(worker * self.slots, (worker + 1) * self.slots):
             if table[row] != 0:
@@ -66,12 +71,12 @@ class BatchBuffers:
             storage = self._mine.get(row)
             if storage is None or storage.nbytes() < nbytes:
                 storage = self._mine[row] = _shared(nbytes)
-            token = int.from_bytes(os.urandom(8), "little") >> 1 | 1  # positive, never 0
+            token = _token(self._sent, worker, slot=True)
             _token_of(storage).fill_(token)
             table[row] = token
             return torch.empty(0, dtype=dtype).set_(storage, 0, (numel,))
         storage = _shared(nbytes)  # every slot in use: a buffer of this batch alone, as PyTorch's
-        _token_of(storage).zero_()
+        _token_of(storage).fill_(_token(self._sent, worker, slot=False))
         return torch.empty(0, dtype=dtype).set_(storage, 0, (numel,))
 
     def received(self, batch: torch.Tensor) -> None:
@@ -84,22 +89,22 @@ class BatchBuffers:
         if batch.device.type != "cpu" or not storage.is_shared() or storage.nbytes() < _TAIL:
             return
         token = int(_token_of(storage))
-        if token:
-            rows = (table == token).nonzero()[0]
-            if len(rows):
-                self._held.append((StorageWeakRef(storage), int(rows[0]), token))
-
-    def forget_unreceived(self) -> None:
-        """In the main process, before persistent workers start a new pass: the batches they made for the
-        pass before and that were never taken from it (an iteration left early: PyTorch drops them) free
-        their rows. Every row but those of batches still alive here is set to 0."""
-        if not self.slots:
+        number, worker = token >> 32, token >> 16 & 0xFFFF
+        if not number or worker >= self.workers:
             return
-        table = self._release()
-        kept = {row: token for _, row, token in self._held}
-        for row in range(len(table)):
-            if kept.get(row) != table[row]:
-                table[row] = 0
+        rows = (table == token).nonzero()[0] if token & 1 else ()
+        if len(rows):
+            self._held.append((StorageWeakRef(storage), int(rows[0]), token))
+        self._free_older(table, worker, number)
+
+    def _free_older(self, table: Any, worker: int, number: int) -> None:
+        """Rows of ``worker`` taken for batches it made before its batch ``number`` and never received
+        here are free: a worker's batches reach the loader in the order it made them, so those were
+        dropped (the batches made ahead for a pass left early)."""
+        held = {r for _, r, _ in self._held}
+        for r in range(worker * self.slots, (worker + 1) * self.slots):
+            if r not in held and 0 < table[r] >> 32 < number:
+                table[r] = 0
 
     def _release(self) -> Any:
         """Rows whose watched buffers have died set to 0; the table, as numpy."""
@@ -117,6 +122,13 @@ class BatchBuffers:
         """A table of the same size for a new set of workers (a DataLoader without persistent workers
         starts its own each pass): two sets of workers never share rows."""
         return BatchBuffers(self.workers, self.slots) if self.slots else self
+
+
+def _token(number: int, worker: int, slot: bool) -> int:
+    """A batch's token: its number in its worker (from 1), the worker, 15 random bits, and 1 in the lowest
+    bit for a slot's buffer (0 for a fresh one). Positive, never 0."""
+    noise = int.from_bytes(os.urandom(2), "little") & 0xFFFE
+    return number << 32 | (worker & 0xFFFF) << 16 | noise | int(slot)
 
 
 def _shares_by_fd() -> bool:

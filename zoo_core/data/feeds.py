@@ -299,7 +299,6 @@ class StreamLoader(_EpochLoader):
         self._sampler.start = batch_index * self.batch_size
         # the same order the sampler draws, for the alternating flip's per-image rule (host generator)
         order = self._order(torch.Generator()) if self._first_flips is not None else None
-        self._buffers.forget_unreceived()  # the persistent workers' batches of a pass left early
         for b, (x, y) in enumerate(_one_line_errors(self._loader), start=batch_index):
             if self.decode_on_device:  # an image that did not decode: another of the batch, its label too
                 x, stand_ins = self.dataset.decode_batch(x, self.device)
