@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from zoo_core.data.decode import GRAY_MODES, picture_size
-from zoo_core.data.root import write_cache
+from zoo_core.data.root import read_cache, write_cache
 from zoo_core.errors import BadInputError, DataNotFoundError, ZooError
 from zoo_core.notices import say_once
 from zoo_core.progress import Phase, track
@@ -128,11 +128,9 @@ def auto_size(
     files = {s: listed.get(s) or list_files(root / s, classes) for s in splits}
     key = cache_key("sizes", None, None, classes, [files[s] for s in splits])
     cache_file = (cache_dir / f"imagefolder-size-{key}.json") if cache_dir else None
-    if cache_file is not None and cache_file.is_file():
-        try:
-            return _announce(root, json.loads(cache_file.read_text()))
-        except (OSError, ValueError):
-            pass
+    saved = read_cache(cache_file, "decision")
+    if saved is not None:
+        return _announce(root, saved[0])
     heights, widths = [], []
     headers = [(s, name) for s in splits for name, *_ in files[s]]
     for s, name in track(headers, f"reading image sizes under {root}", unit="files"):
@@ -152,7 +150,7 @@ def auto_size(
             "smallest": [min(heights), min(widths)],
             "largest": [max(heights), max(widths)],
         }
-    write_cache(cache_file, decision)
+    write_cache(cache_file, {"decision": decision})
     return _announce(root, decision)
 
 
