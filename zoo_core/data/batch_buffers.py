@@ -65,18 +65,16 @@ class BatchBuffers:
         nbytes = -(-numel * dtype.itemsize // _TAIL) * _TAIL + _TAIL
         self._sent += 1
         table = self.table.numpy()
-        for row in range(worker * self.slots, (worker + 1) * self.slots):
-            if table[row] != 0:
-                continue
-            storage = self._mine.get(row)
+        free = [row for row in range(worker * self.slots, (worker + 1) * self.slots) if table[row] == 0]
+        token = _token(self._sent, worker, slot=bool(free))
+        if free:
+            storage = self._mine.get(free[0])
             if storage is None or storage.nbytes() < nbytes:
-                storage = self._mine[row] = _shared(nbytes)
-            token = _token(self._sent, worker, slot=True)
-            _token_of(storage).fill_(token)
-            table[row] = token
-            return torch.empty(0, dtype=dtype).set_(storage, 0, (numel,))
-        storage = _shared(nbytes)  # every slot in use: a buffer of this batch alone, as PyTorch's
-        _token_of(storage).fill_(_token(self._sent, worker, slot=False))
+                storage = self._mine[free[0]] = _shared(nbytes)
+            table[free[0]] = token
+        else:  # every slot in use: a buffer of this batch alone, as PyTorch's
+            storage = _shared(nbytes)
+        _token_of(storage).fill_(token)
         return torch.empty(0, dtype=dtype).set_(storage, 0, (numel,))
 
     def received(self, batch: torch.Tensor) -> None:
