@@ -62,14 +62,12 @@ def test_each_logging_point_writes_a_line_with_the_loss():
 
 def test_a_terminal_gets_the_tqdm_bar_and_a_log_file_gets_lines(tmp_path):
     cfg = TrainConfig(dataset="digits", model="lenet", epochs=3, batch_size=64, tensorboard=False)
-    assert isinstance(
-        TrainingLog(tmp_path, cfg, enabled=True, interactive=True).progress(total=5, initial=0, epoch=0), tqdm
+    terminal, lines, silent = (
+        TrainingLog(tmp_path, cfg, enabled=on, interactive=tty).progress(total=5, initial=0, epoch=0)
+        for on, tty in ((True, True), (True, False), (False, False))
     )
-    assert isinstance(
-        TrainingLog(tmp_path, cfg, enabled=True, interactive=False).progress(total=5, initial=0, epoch=0),
-        ProgressLines,
-    )
-    silent = TrainingLog(tmp_path, cfg, enabled=False, interactive=False).progress(
-        total=5, initial=0, epoch=0
-    )
+    assert isinstance(terminal, tqdm) and not terminal.disable
+    assert isinstance(lines, ProgressLines)
     assert isinstance(silent, tqdm) and silent.disable  # the other ranks of a distributed run
+    for bar in (terminal, lines, silent):  # closed, or the heartbeat writes this bar's line all session
+        bar.close()
